@@ -1,0 +1,1 @@
+"""Schema migrations of the API's own tables (``NNNN_name.sql``)."""

@@ -1,0 +1,295 @@
+"""The ``Run`` aggregate: a test execution whose state is a fold over its events.
+
+Pure domain: no I/O, no awaits, no environment. Commands check the lifecycle
+
+    queued → started → step* → (completed | errored | timed-out | cancelled)
+
+and emit events; ``apply`` methods only evolve state, so replaying stored events never
+re-checks business rules (history is a fact, even if the rules change later).
+
+Topics are explicit, registered names (``TOPIC``), never module paths: classes can move or
+be renamed without breaking stored events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.errors import InvalidTransition
+
+QUEUED = "queued"
+RUNNING = "running"
+PASSED = "passed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+STEP_STATUSES = frozenset({PASSED, FAILED})
+TERMINAL_TYPES = frozenset({"completed", "errored", "timed-out", "cancelled"})
+TIMEOUT_MESSAGE = "Execution timeout"
+
+
+class Run(Aggregate):
+    """One execution of a browser test."""
+
+    TOPIC = "runledger:Run"
+
+    class Event(Aggregate.Event):
+        TOPIC = "runledger:Run.Event"
+        #: the public name shown by the API, SSE and Redis
+        TYPE: ClassVar[str] = ""
+
+    class Queued(Aggregate.Created):
+        TOPIC = "runledger:Run.Queued"
+        TYPE: ClassVar[str] = "queued"
+        test_id: str
+        test_name: str
+        url: str
+        steps: list[dict[str, Any]]
+        attempt: int
+        auto_handle_popups: bool
+
+    class Started(Event):
+        TOPIC = "runledger:Run.Started"
+        TYPE: ClassVar[str] = "started"
+        worker: str
+        attempt: int
+        browser: dict[str, Any]
+
+        def apply(self, run: Run) -> None:
+            run.status = RUNNING
+            run.worker = self.worker
+            run.started_at = self.timestamp
+
+    class StepRecorded(Event):
+        TOPIC = "runledger:Run.StepRecorded"
+        TYPE: ClassVar[str] = "step"
+        index: int
+        action: str
+        instruction: str
+        status: str
+        strategy: str | None
+        healed: bool
+        duration_ms: int
+        attempts: int
+        url: str | None
+        error: str | None
+        artifacts: list[dict[str, Any]]
+        #: executor specifics: chosen locator, heal (old/new/score), dismissed popups …
+        details: dict[str, Any]
+
+        def apply(self, run: Run) -> None:
+            run.last_step = self.index
+            run.steps_recorded += 1
+            if self.status == PASSED:
+                run.steps_passed += 1
+            else:
+                run.steps_failed += 1
+
+    class Errored(Event):
+        TOPIC = "runledger:Run.Errored"
+        TYPE: ClassVar[str] = "errored"
+        message: str
+        step: int | None
+        kind: str
+
+        def apply(self, run: Run) -> None:
+            run.finish(FAILED, self.TYPE, self.message)
+
+    class TimedOut(Event):
+        TOPIC = "runledger:Run.TimedOut"
+        TYPE: ClassVar[str] = "timed-out"
+        message: str
+        timeout_seconds: float
+        detected_by: str
+
+        def apply(self, run: Run) -> None:
+            run.finish(FAILED, self.TYPE, self.message)
+
+    class Completed(Event):
+        TOPIC = "runledger:Run.Completed"
+        TYPE: ClassVar[str] = "completed"
+        status: str
+        duration_ms: int
+        steps_completed: int
+        error: str | None
+        error_step: int | None
+
+        def apply(self, run: Run) -> None:
+            run.finish(self.status, self.TYPE, self.error)
+
+    class Cancelled(Event):
+        TOPIC = "runledger:Run.Cancelled"
+        TYPE: ClassVar[str] = "cancelled"
+        reason: str
+
+        def apply(self, run: Run) -> None:
+            run.finish(CANCELLED, self.TYPE, self.reason)
+
+    def __init__(
+        self,
+        test_id: str,
+        test_name: str,
+        url: str,
+        steps: list[dict[str, Any]],
+        attempt: int,
+        auto_handle_popups: bool,
+    ) -> None:
+        self.test_id = test_id
+        self.test_name = test_name
+        self.url = url
+        self.steps = steps
+        self.attempt = attempt
+        self.auto_handle_popups = auto_handle_popups
+        self.status = QUEUED
+        self.worker: str | None = None
+        self.started_at: Any = None
+        self.last_step = -1
+        self.steps_recorded = 0
+        self.steps_passed = 0
+        self.steps_failed = 0
+        self.terminal_event: str | None = None
+        self.error: str | None = None
+
+    # -- commands -------------------------------------------------------------------------
+
+    @classmethod
+    def queue(
+        cls,
+        *,
+        test_id: str,
+        test_name: str,
+        url: str,
+        steps: list[dict[str, Any]],
+        attempt: int = 1,
+        auto_handle_popups: bool = True,
+        run_id: UUID | None = None,
+    ) -> Run:
+        """Create a queued run of a test; ``steps`` is the definition snapshot it will execute."""
+        if attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {attempt}")
+        return cls._create(
+            cls.Queued,
+            id=run_id or cls.create_id(),
+            test_id=str(test_id),
+            test_name=test_name,
+            url=url,
+            steps=steps,
+            attempt=attempt,
+            auto_handle_popups=auto_handle_popups,
+        )
+
+    def start(self, *, worker: str, browser: dict[str, Any], attempt: int | None = None) -> None:
+        self._require(self.status == QUEUED, Run.Started)
+        self.trigger_event(
+            Run.Started, worker=worker, attempt=attempt or self.attempt, browser=browser
+        )
+
+    def record_step(
+        self,
+        *,
+        index: int,
+        action: str,
+        instruction: str,
+        status: str,
+        strategy: str | None = None,
+        healed: bool = False,
+        duration_ms: int = 0,
+        attempts: int = 1,
+        url: str | None = None,
+        error: str | None = None,
+        artifacts: list[dict[str, Any]] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self._require(self.status == RUNNING, Run.StepRecorded)
+        if index <= self.last_step:
+            raise InvalidTransition(
+                self.id, self.state_name, Run.StepRecorded.TYPE,
+                f"step index {index} is not after the last recorded step {self.last_step}",
+            )
+        if status not in STEP_STATUSES:
+            raise ValueError(f"step status must be passed or failed, got {status!r}")
+        self.trigger_event(
+            Run.StepRecorded, index=index, action=action, instruction=instruction,
+            status=status, strategy=strategy, healed=healed, duration_ms=int(duration_ms),
+            attempts=attempts, url=url, error=error, artifacts=list(artifacts or ()),
+            details=dict(details or {}),
+        )
+
+    def complete(
+        self,
+        *,
+        status: str,
+        duration_ms: int,
+        error: str | None = None,
+        error_step: int | None = None,
+    ) -> None:
+        self._require(self.status == RUNNING, Run.Completed)
+        if status not in STEP_STATUSES:
+            raise ValueError(f"completed status must be passed or failed, got {status!r}")
+        self.trigger_event(
+            Run.Completed, status=status, duration_ms=int(duration_ms),
+            steps_completed=self.steps_recorded, error=error, error_step=error_step,
+        )
+
+    def fail(self, *, message: str, kind: str, step: int | None = None) -> None:
+        """Record an infrastructure error (not a failing test): from queued or running."""
+        self._require(self.status in (QUEUED, RUNNING), Run.Errored)
+        self.trigger_event(Run.Errored, message=message, step=step, kind=kind)
+
+    def time_out(self, *, timeout_seconds: float, detected_by: str) -> None:
+        self._require(self.status == RUNNING, Run.TimedOut)
+        self.trigger_event(
+            Run.TimedOut, message=TIMEOUT_MESSAGE, timeout_seconds=float(timeout_seconds),
+            detected_by=detected_by,
+        )
+
+    def cancel(self, *, reason: str) -> None:
+        self._require(self.status in (QUEUED, RUNNING), Run.Cancelled)
+        self.trigger_event(Run.Cancelled, reason=reason)
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def is_finished(self) -> bool:
+        return self.terminal_event is not None
+
+    @property
+    def state_name(self) -> str:
+        """``queued``, ``running`` or ``finished (<terminal event>)``: used in error messages."""
+        if self.terminal_event:
+            return f"finished ({self.terminal_event})"
+        return self.status
+
+    def finish(self, status: str, terminal_event: str, error: str | None) -> None:
+        # Called only by terminal events' apply(): one place owns "what finished means".
+        self.status = status
+        self.terminal_event = terminal_event
+        self.error = error
+
+    def _require(self, allowed: bool, event_class: type[Run.Event] | type[Run.Queued]) -> None:
+        if self.terminal_event is not None:
+            raise InvalidTransition(
+                self.id, self.state_name, event_class.TYPE, "a finished run takes no more events"
+            )
+        if not allowed:
+            raise InvalidTransition(self.id, self.state_name, event_class.TYPE)
+
+
+#: public type name → event class, for every event a run can have
+EVENT_CLASSES: dict[str, type[Any]] = {
+    cls.TYPE: cls
+    for cls in (
+        Run.Queued, Run.Started, Run.StepRecorded, Run.Errored,
+        Run.TimedOut, Run.Completed, Run.Cancelled,
+    )
+}
+#: stored topic → public type name
+TOPIC_TYPES: dict[str, str] = {cls.TOPIC: name for name, cls in EVENT_CLASSES.items()}
+
+
+def event_type(event: object) -> str:
+    """The public type name (``queued``, ``step`` …) of a run event."""
+    return type(event).TYPE  # type: ignore[attr-defined]

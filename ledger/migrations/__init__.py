@@ -1,0 +1,1 @@
+"""Numbered schema migrations of the event log (``NNNN_name.sql``)."""

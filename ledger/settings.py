@@ -1,0 +1,78 @@
+"""Typed settings, read once per process from the environment and ``.env``.
+
+Each package declares the settings it needs as a subclass of ``Settings``; the entry point
+builds them with ``load_settings`` and passes them down. Nothing below an entry point reads
+``os.environ``. A missing or malformed value fails at start-up naming the variable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.errors import ConfigurationError
+
+S = TypeVar("S", bound="Settings")
+
+
+class Settings(BaseSettings):
+    """Base: environment variables (upper case of the field name) and a ``.env`` file."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+
+def _check_url(value: str, schemes: tuple[str, ...], name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or (not parts.hostname and "host=" not in parts.query):
+        raise ValueError(
+            f"{name} must look like {schemes[0]}://user:password@host:port/name, got a "
+            f"value with scheme {parts.scheme!r}"
+        )
+    return value
+
+
+class DatabaseSettings(Settings):
+    database_url: str
+    database_pool_size: int = 10
+    lock_timeout_seconds: float = 5.0
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return _check_url(value, ("postgresql", "postgres"), "DATABASE_URL")
+
+
+class RedisSettings(Settings):
+    redis_url: str
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return _check_url(value, ("redis", "rediss", "unix"), "REDIS_URL")
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build ``cls`` from the environment; raise ``ConfigurationError`` naming each bad variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            message = "is required but not set" if error["type"] == "missing" else error["msg"]
+            problems.append(f"{variable} {message}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def redact(url: str) -> str:
+    """A URL with its password replaced, for logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

@@ -1,0 +1,1 @@
+"""Schema migrations of the read models (``NNNN_name.sql``)."""
