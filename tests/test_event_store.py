@@ -218,3 +218,32 @@ async def test_dropped_connection_is_a_transient_error(
             await store.append(new_run().collect_events(), connection=conn)
     # The pool replaces the dead connection: the store keeps working.
     assert await store.head_id() == 1
+
+
+async def test_listener_survives_a_dropped_connection(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Killing the LISTEN connection wakes waiters; later waits reconnect and are woken by
+    commits again."""
+    store = PgEventStore(pool)
+    listener = LogListener(database_url, poll_interval=0.2)
+    await listener.start()
+    try:
+        assert listener.listening
+        since = listener.generation
+        await pool.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+        )
+        assert await asyncio.wait_for(listener.wait(since, poll_after=30), 10) is True
+        deadline = asyncio.get_running_loop().time() + 10
+        while not listener.listening:  # reconnects on a later wait, at most once per poll
+            assert asyncio.get_running_loop().time() < deadline
+            await listener.wait(listener.generation, poll_after=0.05)
+        since = listener.generation
+        waiting = asyncio.create_task(listener.wait(since, poll_after=30))
+        await asyncio.sleep(0)
+        await store.save(new_run())
+        assert await asyncio.wait_for(waiting, 10) is True
+    finally:
+        await listener.close()
