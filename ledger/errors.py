@@ -9,6 +9,7 @@
     └── StoreError                   the event store failed (driver errors are translated here)
         ├── ConcurrencyConflict      an append lost the race for its expected version
         ├── RunNotFound              no events exist for the requested run
+        ├── UndecodableEvent         a stored event cannot be decoded or replayed
         └── TransientStoreError      a connection-level failure: retrying may succeed
 """
 
@@ -80,6 +81,10 @@ class RunNotFound(StoreError):
     def __init__(self, run_id: Any) -> None:
         self.run_id = run_id
         super().__init__(f"run {run_id} not found")
+
+
+class UndecodableEvent(StoreError):
+    """Raised when a stored event cannot be decoded or replayed (unknown topic, bad payload)."""
 
 
 class TransientStoreError(StoreError):

@@ -26,6 +26,7 @@ from ledger.errors import (
     RunNotFound,
     StoreError,
     TransientStoreError,
+    UndecodableEvent,
 )
 from ledger.sql import load_queries
 
@@ -167,7 +168,15 @@ class PgEventStore:
             raise RunNotFound(run_id)
         run: Any = None
         for row in rows:
-            run = self._mapper.to_domain_event(_stored(row)).mutate(run)
+            try:
+                run = self._mapper.to_domain_event(_stored(row)).mutate(run)
+            except Exception as exc:
+                # An unknown topic, a payload this code cannot read, an out-of-sequence
+                # version: deterministic, so retrying cannot help; the caller decides.
+                raise UndecodableEvent(
+                    f"run {run_id}: event v{row['originator_version']} ({row['topic']}) "
+                    f"cannot be replayed: {exc}"
+                ) from exc
         return run
 
     async def read_run(

@@ -11,7 +11,13 @@ import pytest
 
 from ledger.codec import MAX_EVENT_BYTES
 from ledger.domain import Run
-from ledger.errors import ConcurrencyConflict, EventTooLarge, RunNotFound, TransientStoreError
+from ledger.errors import (
+    ConcurrencyConflict,
+    EventTooLarge,
+    RunNotFound,
+    TransientStoreError,
+    UndecodableEvent,
+)
 from ledger.store import LogListener, PgEventStore
 
 BROWSER = {"name": "chromium", "version": "156"}
@@ -247,3 +253,14 @@ async def test_listener_survives_a_dropped_connection(
         assert await asyncio.wait_for(waiting, 10) is True
     finally:
         await listener.close()
+
+
+async def test_an_unreadable_event_is_reported_not_crashed_on(pool: asyncpg.Pool) -> None:
+    store = PgEventStore(pool)
+    run = new_run()
+    await store.save(run)
+    await pool.execute(
+        "UPDATE stored_events SET topic = 'somewhere:Gone' WHERE originator_id = $1", run.id
+    )
+    with pytest.raises(UndecodableEvent, match=r"event v1 \(somewhere:Gone\) cannot be replayed"):
+        await store.load_run(run.id)
