@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -90,6 +91,183 @@ def bench_append(
     from runledger.bench import append
 
     asyncio.run(append.main(runs=runs, rounds=rounds, json_out=json_out))
+
+
+# ── followers (projections): projector, rebuild, bench rebuild, bench relay ────────────────
+
+
+@app.command()
+def projector() -> None:
+    """Run every follower of the log — the runs and run_steps read models and the Redis
+    relay — until SIGTERM/SIGINT. Run several for failover: one process is active per
+    follower (advisory lock), the others stand by and take over within about a second."""
+    from projections.errors import ProjectionError
+    from projections.service import ProjectorSettings, run_projector
+
+    try:
+        settings = load_settings(ProjectorSettings)
+    except LedgerError as exc:
+        raise fail(str(exc)) from None
+    try:
+        asyncio.run(_until_signalled(lambda stop: run_projector(settings, stop)))
+    except (LedgerError, ProjectionError) as exc:
+        raise fail(str(exc), code=1) from None
+
+
+async def _until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)``: the first SIGTERM/SIGINT sets ``stop`` (orderly shutdown), a
+    second one cancels it (at once; every follower's work is transactional or idempotent)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_signal(name: str) -> None:
+        if stop.is_set():
+            log.warning("%s again: stopping at once", name)
+            task.cancel()
+        else:
+            log.info("%s: stopping", name)
+            stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    try:
+        await main(stop)
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+@app.command()
+def rebuild(
+    target: Annotated[str, typer.Argument(help="runs, run_steps or all.")] = "all",
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 5000,
+    lock_timeout: Annotated[float, typer.Option(
+        help="Seconds the swap may wait for readers before retrying.")] = 2.0,
+) -> None:
+    """Replay the whole log into fresh read-model tables and swap them in atomically. Readers
+    keep using the old tables until the swap; a running projector carries on from there."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from projections.errors import ProjectionError
+    from projections.rebuild import READ_MODELS
+    from projections.rebuild import rebuild as rebuild_models
+
+    choices = ["all", *READ_MODELS]
+    if target not in choices:
+        raise fail(f"unknown target {target!r}; choose one of: {', '.join(choices)}")
+    models = list(READ_MODELS.values()) if target == "all" else [READ_MODELS[target]]
+    try:
+        settings = load_settings(DatabaseSettings)
+    except LedgerError as exc:
+        raise fail(str(exc)) from None
+    columns = (
+        TextColumn("rebuild [bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("events · {task.fields[rate]:,.0f} events/s · ETA"), TimeRemainingColumn(),
+        TextColumn("· elapsed"), TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        bar = progress.add_task(", ".join(m.name for m in models), total=None, rate=0.0)
+
+        def on_progress(done: int, total: int) -> None:
+            elapsed = progress.tasks[bar].elapsed or 0.0
+            progress.update(bar, completed=done, total=total,
+                            rate=done / elapsed if elapsed else 0.0)
+
+        try:
+            result = asyncio.run(rebuild_models(
+                settings.database_url, models, batch_size=batch_size,
+                on_progress=on_progress, lock_timeout_seconds=lock_timeout))
+        except (LedgerError, ProjectionError) as exc:
+            raise fail(str(exc), code=1) from None
+    typer.echo(
+        f"rebuilt {', '.join(result.models)}: {result.events:,} events up to position "
+        f"{result.position} in {result.seconds:.1f}s ({result.rate:,.0f} events/s)")
+
+
+@bench_app.command("rebuild")
+def bench_rebuild(
+    runs: Annotated[int, typer.Option(help="Runs in the log.")] = 10_000,
+    steps: Annotated[int, typer.Option(help="Step events per run (+3 other events).")] = 17,
+    rounds: Annotated[int, typer.Option(help="Rebuilds of runledger (median).")] = 3,
+    peer_events: Annotated[int | None, typer.Option(
+        help="Stop the peer after this many events (default: the whole log).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+) -> None:
+    """Rebuild rate of the runs model vs eventsourcing's ProjectionRunner on the same log."""
+    from runledger.bench import rebuild as bench
+
+    asyncio.run(bench.main(runs=runs, steps=steps, rounds=rounds, peer_events=peer_events,
+                           json_out=json_out))
+
+
+@bench_app.command("relay")
+def bench_relay(
+    rate: Annotated[int, typer.Option(help="Events per second to append.")] = 1000,
+    seconds: Annotated[float, typer.Option(help="How long to append.")] = 10.0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+) -> None:
+    """Commit → entry visible in run_events:{id}, through a running projector: p50/p99."""
+    from runledger.bench import relay as bench
+
+    asyncio.run(bench.main(rate=rate, seconds=seconds, json_out=json_out))
+
+
+# ── end of followers ───────────────────────────────────────────────────────────────────
+
+
+# ── worker: worker, bench queue ────────────────────────────────────────────────────────
+
+
+@app.command()
+def worker() -> None:
+    """Consume runs:queue with the Playwright executor until SIGTERM/SIGINT (the first
+    finishes in-flight runs and exits 0, a second stops at once). Settings: REDIS_URL,
+    DATABASE_URL, REDIS_CONSUMER_NAME, WORKER_CONCURRENCY, CLAIM_IDLE_SECONDS, MAX_DELIVERIES,
+    RECOVERY_CHECK_INTERVAL_SECONDS, STUCK_RUN_TIMEOUT_MINUTES, STEP_TIMEOUT_SECONDS,
+    RUN_TIMEOUT_SECONDS. Same as `python -m worker`."""
+    from worker.main import run
+
+    raise typer.Exit(run())
+
+
+@bench_app.command("queue")
+def bench_queue(
+    runs: Annotated[int, typer.Option(min=1, help="Measured runs per phase.")] = 1000,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds per contender (median).")] = 3,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Jobs at a time per worker process, both sides.")] = 4,
+    arq_poll_delay: Annotated[list[float] | None, typer.Option(
+        help="arq poll_delay(s) to measure, seconds (default: 0.5, its default, and 0.01).",
+    )] = None,
+    redis_url: Annotated[str | None, typer.Option(
+        help="Redis to use instead of a throw-away one. It is FLUSHED between phases.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+) -> None:
+    """No-op runs per second end to end (queued → started → step → completed, persisted and
+    projected) with 1 and 2 worker processes, against arq on the same Redis; worker RSS."""
+    from runledger.bench import queue as bench
+
+    asyncio.run(bench.main(runs=runs, rounds=rounds, concurrency=concurrency,
+                           arq_poll_delays=arq_poll_delay or [0.5, 0.01],
+                           redis_url=redis_url, json_out=json_out))
+
+
+# ── end of worker ──────────────────────────────────────────────────────────────────────
 
 
 if __name__ == "__main__":

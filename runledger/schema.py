@@ -9,6 +9,7 @@ from ledger.migrate import Migration, discover
 COMPONENTS: list[tuple[str, str]] = [
     ("ledger", "ledger.migrations"),
     ("projections", "projections.migrations"),
+    ("locator_memory", "projections.locator_memory.migrations"),
     ("api", "api.migrations"),
 ]
 

@@ -1,10 +1,19 @@
 """The worker's exception tree.
 
     WorkerError                 base of everything this package raises
-    ├── RunCancelled            the run got a ``cancelled`` event while it was executing
+    ├── RunCancelled            the run got a ``cancelled`` (or ``timed-out``) event while it
+    │                           was executing: stop the executor
     ├── ExecutorError           infrastructure failure while executing (becomes ``errored``)
     │   └── BrowserUnavailable  no Chromium could be found or launched (says how to install one)
+    ├── StepNotRecorded         ``StepSink.record`` could not write the step (after retries)
+    ├── MalformedJob            a ``runs:queue`` entry lacks a usable field (→ ``runs:dead``)
+    ├── QueueError              a Redis command failed (redis-py errors are translated here)
+    │   └── QueueUnavailable    connection-level Redis failure: retrying may succeed
+    │       └── GroupMissing    the consumer group is gone (Redis lost its data): re-create it
     └── StartupError            the worker cannot start (Redis unreachable, group not created)
+
+Ledger errors (``ledger.errors``) pass through unchanged; ``TransientStoreError`` and
+``QueueUnavailable`` are the two errors the worker retries with backoff.
 """
 
 from __future__ import annotations
@@ -15,7 +24,13 @@ class WorkerError(Exception):
 
 
 class RunCancelled(WorkerError):
-    """Raised by ``StepSink.record`` when the run was cancelled: stop executing."""
+    """Raised by ``StepSink.record`` when the run was finished by someone else meanwhile
+    (the API's ``cancelled``, recovery's ``timed-out``): the executor must stop, close what it
+    opened for the run, and re-raise. ``terminal_event`` names what finished the run."""
+
+    def __init__(self, message: str, *, terminal_event: str = "cancelled") -> None:
+        super().__init__(message)
+        self.terminal_event = terminal_event
 
 
 class ExecutorError(WorkerError):
@@ -29,6 +44,34 @@ class ExecutorError(WorkerError):
 
 class BrowserUnavailable(ExecutorError):
     """Raised when no Chromium can be found or launched."""
+
+
+class StepNotRecorded(WorkerError):
+    """Raised by ``StepSink.record`` when the step event could not be written, after retries
+    for transient errors. The executor must stop and re-raise; the consumer then records
+    ``errored`` with this message (or leaves the job pending when even that fails)."""
+
+    def __init__(self, message: str, *, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class MalformedJob(WorkerError):
+    """Raised when a ``runs:queue`` entry has no valid ``run_id`` or ``attempt``."""
+
+
+class QueueError(WorkerError):
+    """Raised when a Redis command of the job queue fails; the redis-py error is chained."""
+
+
+class QueueUnavailable(QueueError):
+    """Raised for connection-level Redis failures (refused, reset, timed out, loading)."""
+
+
+class GroupMissing(QueueUnavailable):
+    """Raised when Redis answers NOGROUP: the stream or group vanished (a restart without
+    persistence, a flush). The worker re-creates the group; until then, nothing is certain
+    about which consumers are alive, so recovery skips its pass."""
 
 
 class StartupError(WorkerError):

@@ -1,0 +1,337 @@
+"""The tracked-follower runner: tails the log from a checkpoint and applies it in batches.
+
+A ``Follower`` is a name and an ``apply(conn, events)`` function. ``FollowerRunner`` runs one:
+
+1. **Lock.** It takes the session-level advisory lock named after the follower on a
+   dedicated connection, held while active, which it also uses for all its reads and
+   batches (no pool round trips on the hot path; if that connection dies, the lock and the
+   work stop together). Without the lock it stands by and tries again every
+   ``standby_retry_seconds``; when the active process dies, its connection and lock go with
+   it and a standby takes over.
+2. **Resume** from the follower's row in ``follower_checkpoints``.
+3. **Tail** the log in commit order (``PgEventStore.read_after``), ``batch_size`` events at
+   a time, sleeping on the shared ``LogListener`` (NOTIFY, with a polling fallback) when
+   caught up, and stopping when ``stop`` is set (after the batch in hand).
+4. **Apply.** A *transactional* follower's batch runs in one transaction that applies the
+   rows and then moves the checkpoint with a compare-and-set from the position the batch
+   was read from (no row moved → roll back): a crash anywhere leaves rows and checkpoint
+   consistent, so every event is applied exactly once. Lock order is tables, then the
+   checkpoint row — the order a rebuild's swap uses too. A non-transactional follower
+   (effects outside PostgreSQL, e.g. Redis) applies first and then compare-and-sets the
+   checkpoint: at least once, so its effects must be idempotent.
+
+The check-and-move of the checkpoint is what makes the lock a mere optimisation: if an
+instance loses its lock late (network partition) or a rebuild swaps tables and rewinds the
+checkpoint, the stale batch is rolled back (or not recorded) and the runner resumes from
+the checkpoint it finds. Connection-level failures (PostgreSQL or Redis) are retried with
+backoff from the checkpoint; any other error ends ``run()`` with ``FollowerError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from ledger.codec import RecordedEvent
+from ledger.errors import StoreError, TransientStoreError
+from ledger.sql import load_queries
+from ledger.store import LogListener, translated
+from projections.errors import FollowerError, RelayUnavailable
+
+log = logging.getLogger(__name__)
+
+Q = load_queries("projections", "follower.sql")
+LOG = load_queries("ledger", "event_store.sql")
+
+ApplyBatch = Callable[[asyncpg.Connection, Sequence[RecordedEvent]], Awaitable[None]]
+
+#: errors after which the same batch may succeed later
+TRANSIENT = (TransientStoreError, RelayUnavailable)
+MAX_BACKOFF_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Follower:
+    """A named consumer of the log.
+
+    ``apply(conn, events)`` applies one batch (commit order, non-empty). For a
+    ``transactional`` follower ``conn`` is inside the batch transaction: write the rows there.
+    ``activate(position)`` is called each time the runner (re)starts from the checkpoint,
+    before the first batch; ``maintain()`` after every batch or idle wake-up (rate-limit it
+    yourself). Both run only in the instance holding the lock.
+
+    ``linger_seconds``: once caught up and woken by a commit, wait this long before reading,
+    so the commits that follow are applied as one batch (cheaper; the model lags by that
+    much). ``checkpoint_every_seconds`` (non-transactional followers only): save the
+    checkpoint at most this often, and when stepping down; a crash then repeats at most
+    that much work, which such a follower must make idempotent anyway.
+    """
+
+    name: str
+    apply: ApplyBatch
+    transactional: bool = True
+    activate: Callable[[int], Awaitable[None]] | None = None
+    maintain: Callable[[], Awaitable[None]] | None = None
+    linger_seconds: float = 0.0
+    checkpoint_every_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReadModel:
+    """A transactional follower whose state is tables in PostgreSQL: ``rebuild`` can replay
+    the log into fresh copies of ``tables`` with the same ``apply``, then swap them in and
+    move the checkpoint named ``name``.
+    """
+
+    name: str
+    tables: tuple[str, ...]
+    apply: ApplyBatch
+
+    def follower(self, *, linger_seconds: float = 0.0) -> Follower:
+        return Follower(self.name, self.apply, linger_seconds=linger_seconds)
+
+
+class _LockLost(Exception):
+    """The dedicated connection holding the advisory lock is gone."""
+
+
+class _CheckpointMoved(Exception):
+    """The checkpoint is not where this runner left it (rebuild swap, a late second instance)."""
+
+
+class FollowerRunner:
+    """Runs one follower until ``stop`` is set. It owns its one connection."""
+
+    def __init__(
+        self,
+        follower: Follower,
+        *,
+        dsn: str,
+        listener: LogListener,
+        stop: asyncio.Event,
+        batch_size: int = 500,
+        standby_retry_seconds: float = 1.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.follower = follower
+        self._dsn = dsn
+        self._listener = listener
+        self._stop = stop
+        self._batch_size = batch_size
+        self._standby_retry = standby_retry_seconds
+        self.active = False
+        # Non-transactional followers: the checkpoint saved in PostgreSQL, and how far the
+        # follower's effects really are (ahead of it between saves).
+        self._saved = 0
+        self._applied = 0
+        self._next_save = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.follower.name
+
+    async def run(self) -> None:
+        """Stand by or follow until ``stop``; raises ``FollowerError`` on a permanent failure."""
+        while not self._stop.is_set():
+            lock = await self._acquire_lock()
+            if lock is None:
+                return
+            try:
+                await self._follow(lock)
+                await self._save_on_the_way_out(lock)
+            except _LockLost:
+                log.warning("follower %s: lost its lock connection; standing by", self.name)
+            finally:
+                self.active = False
+                await _close(lock)
+
+    # -- the lock ---------------------------------------------------------------------------
+
+    async def _acquire_lock(self) -> asyncpg.Connection | None:
+        """The connection holding this follower's lock, or None once ``stop`` is set."""
+        conn: asyncpg.Connection | None = None
+        announced = False
+        try:
+            while not self._stop.is_set():
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await _connect(self._dsn, self.name)
+                    if await conn.fetchval(Q["try_lock"], self.name):
+                        log.info("follower %s: active (lock acquired)", self.name)
+                        self.active = True
+                        found, conn = conn, None
+                        return found
+                    if not announced:
+                        log.info("follower %s: standing by (another instance is active)",
+                                 self.name)
+                        announced = True
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
+                        TimeoutError) as exc:
+                    log.warning("follower %s: cannot reach the database for its lock: %s",
+                                self.name, exc)
+                    await _close(conn)
+                    conn = None
+                await _wait(self._stop, self._standby_retry)
+            return None
+        finally:
+            await _close(conn)
+
+    # -- following ------------------------------------------------------------------------
+
+    async def _follow(self, conn: asyncpg.Connection) -> None:
+        position: int | None = None
+        failures = 0
+        while not self._stop.is_set():
+            if conn.is_closed():
+                raise _LockLost
+            try:
+                if position is None:
+                    position = await self._resume(conn)
+                position = await self._step(conn, position)
+                failures = 0
+            except _CheckpointMoved:
+                log.info("follower %s: checkpoint moved by someone else; resuming from it",
+                         self.name)
+                position = None
+            except TRANSIENT as exc:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 0.05 * 2**failures)
+                log.warning("follower %s: %s; retrying from the checkpoint in %.2fs",
+                            self.name, exc, delay)
+                # The failed batch may or may not have committed: the checkpoint knows.
+                position = None
+                await _wait(self._stop, delay)
+
+    async def _resume(self, conn: asyncpg.Connection) -> int:
+        with translated():
+            await conn.execute(Q["ensure_checkpoint"], self.name)
+            position: int = await conn.fetchval(Q["read_checkpoint"], self.name)
+        self._saved = self._applied = position
+        if self.follower.activate is not None:
+            await self.follower.activate(position)
+        log.info("follower %s: following from position %d", self.name, position)
+        return position
+
+    async def _step(self, conn: asyncpg.Connection, position: int) -> int:
+        # Take the generation before reading: a commit notified after the read then makes
+        # the wait below return at once instead of sleeping through it.
+        generation = self._listener.generation
+        with translated():
+            rows = await conn.fetch(LOG["events_after"], position, self._batch_size)
+        events = [RecordedEvent.from_row(*row) for row in rows]
+        if events:
+            position = await self._apply(conn, events, position)
+        if self.follower.maintain is not None:
+            await self.follower.maintain()
+        if not self.follower.transactional:
+            now = asyncio.get_running_loop().time()
+            if now >= self._next_save:
+                self._next_save = now + self.follower.checkpoint_every_seconds
+                await self._save(conn)
+        if len(events) < self._batch_size:
+            await self._listener.wait(generation, self._stop)
+            if self.follower.linger_seconds and self._listener.generation != generation:
+                await _wait(self._stop, self.follower.linger_seconds)
+        return position
+
+    async def _apply(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], position: int
+    ) -> int:
+        new_position = events[-1].notification_id
+        try:
+            with translated():
+                if self.follower.transactional:
+                    await self._apply_in_transaction(conn, events, position, new_position)
+                else:
+                    await self.follower.apply(conn, events)
+                    self._applied = new_position
+        except (_CheckpointMoved, *TRANSIENT):
+            raise
+        except FollowerError as exc:
+            if exc.position >= 0:
+                raise
+            raise FollowerError(self.name, position, exc.reason) from exc
+        except StoreError as exc:
+            raise FollowerError(self.name, position, str(exc)) from exc
+        except Exception as exc:
+            # A bug or an event this code cannot read: stop loudly, naming where.
+            raise FollowerError(
+                self.name, position, f"{type(exc).__name__}: {exc}") from exc
+        return new_position
+
+    async def _apply_in_transaction(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], position: int,
+        new_position: int,
+    ) -> None:
+        async with conn.transaction():
+            await self.follower.apply(conn, events)
+            # Last, so the row lock is held only for the commit. When it does not match,
+            # raising rolls the rows back with it.
+            if await conn.fetchval(
+                Q["advance_checkpoint"], self.name, position, new_position
+            ) is None:
+                raise _CheckpointMoved
+
+    async def _save_on_the_way_out(self, conn: asyncpg.Connection) -> None:
+        try:
+            await self._save(conn)
+        except (_CheckpointMoved, *TRANSIENT) as exc:
+            # Not fatal: whoever follows next repeats the unsaved (idempotent) work.
+            log.warning("follower %s: checkpoint not saved on stopping: %r", self.name, exc)
+
+    async def _save(self, conn: asyncpg.Connection) -> None:
+        """Record how far a non-transactional follower's effects are (compare-and-set)."""
+        if self.follower.transactional or self._applied == self._saved or conn.is_closed():
+            return
+        with translated():
+            moved = await conn.fetchval(
+                Q["advance_checkpoint"], self.name, self._saved, self._applied)
+        if moved is None:
+            raise _CheckpointMoved
+        self._saved = self._applied
+
+
+async def follower_lag(pool: asyncpg.Pool) -> dict[str, int]:
+    """Per follower, how many notification ids its checkpoint is behind the log's head.
+
+    Followers that never ran have no checkpoint row and are absent.
+    """
+    with translated():
+        rows = await pool.fetch(Q["lag"])
+    return {row["name"]: row["lag"] for row in rows}
+
+
+# The server drops a silent client (frozen host, network partition) within ~25 s, which
+# releases its lock for a standby; a killed process is noticed at once anyway.
+_SESSION = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5",
+            "tcp_keepalives_count": "3"}
+
+
+async def _connect(dsn: str, name: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(
+        dsn, timeout=5, server_settings={**_SESSION, "application_name": f"runledger {name}"})
+    # The same jsonb codec as ledger.db's pools, for followers that read or write jsonb.
+    await conn.set_type_codec(
+        "jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+    return conn
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds`` or until ``stop`` is set, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _close(conn: asyncpg.Connection | None) -> None:
+    if conn is not None and not conn.is_closed():
+        with contextlib.suppress(Exception):
+            await asyncio.shield(conn.close(timeout=2))

@@ -1,0 +1,1 @@
+"""Migrations of the locator-memory read model (``NNNN_name.sql``)."""

@@ -1,0 +1,218 @@
+"""Rebuild read models from the log while readers keep using the live tables.
+
+1. Take the rebuild lock (one rebuild at a time) and create the schema
+   ``runledger_rebuild`` with an empty structural copy of each target table (columns,
+   defaults, checks, primary key — taken from the live table, so later migrations come
+   along).
+2. Replay the whole log into the copies with the models' own ``apply`` (the rebuild
+   connection's ``search_path`` points at the copies), one transaction per batch, reading
+   the next batch while the current one is written.
+3. Build the secondary indexes (same names), re-grant the live table's privileges, ANALYZE.
+4. Swap, in one short transaction: lock the live tables, then each model's checkpoint row
+   (the order a follower's batch takes them, so they cannot deadlock), drop the tables,
+   move the copies in, and set each checkpoint to the position the rebuild reached. A
+   running follower then finds its checkpoint moved, and re-applies whatever came after
+   that position to the new tables. The swap waits at most ``lock_timeout`` for readers,
+   and retries.
+
+A failure before the swap leaves the live tables and checkpoints untouched; the leftover
+schema is dropped (here, or by the next rebuild).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from ledger.codec import RecordedEvent
+from ledger.db import create_pool
+from ledger.errors import StoreError
+from ledger.sql import load_queries
+from ledger.store import PgEventStore, translated
+from projections import runs, steps
+from projections.errors import RebuildError
+from projections.follower import ReadModel
+
+log = logging.getLogger(__name__)
+
+Q = load_queries("projections", "rebuild.sql")
+
+#: what ``runledger rebuild`` can rebuild, by name (the follower whose checkpoint moves)
+READ_MODELS: dict[str, ReadModel] = {
+    runs.MODEL.name: runs.MODEL,
+    steps.MODEL.name: steps.MODEL,
+}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    models: tuple[str, ...]
+    position: int
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+async def rebuild(
+    dsn: str,
+    models: Sequence[ReadModel],
+    *,
+    batch_size: int = 5000,
+    on_progress: Progress | None = None,
+    lock_timeout_seconds: float = 2.0,
+    swap_attempts: int = 5,
+) -> RebuildResult:
+    """Rebuild ``models`` from the whole log and swap them in; see the module docstring.
+
+    ``on_progress(events_done, events_total)`` is called after each batch.
+    """
+    if not models:
+        raise ValueError("nothing to rebuild")
+    began = time.perf_counter()
+    pool = await create_pool(dsn, min_size=2, max_size=2)
+    try:
+        with translated():
+            writer = await asyncpg.connect(dsn)
+        try:
+            await _lock(writer)
+            try:
+                tables = await _prepare(writer, models)
+                position, events = await _replay(pool, writer, models, batch_size,
+                                                 on_progress)
+                await _finish(writer, tables)
+                await _swap(pool, models, tables, position, lock_timeout_seconds,
+                            swap_attempts)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(writer.execute(Q["drop_schema"]))
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(writer.fetchval(Q["unlock"]))
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(writer.close(timeout=5))
+    finally:
+        await asyncio.shield(pool.close())
+    result = RebuildResult(tuple(m.name for m in models), position, events,
+                           time.perf_counter() - began)
+    log.info("rebuilt %s: %d events up to position %d in %.1fs (%.0f events/s)",
+             ", ".join(result.models), events, position, result.seconds, result.rate)
+    return result
+
+
+async def _lock(writer: asyncpg.Connection) -> None:
+    with translated():
+        locked = await writer.fetchval(Q["try_lock"])
+    if not locked:
+        raise RebuildError("another rebuild is running on this database")
+
+
+async def _prepare(writer: asyncpg.Connection, models: Sequence[ReadModel]) -> dict[str, str]:
+    """Create the empty copies; returns each table's live schema."""
+    tables: dict[str, str] = {}
+    with translated():
+        await writer.execute(Q["reset_schema"])
+        for table in (t for model in models for t in model.tables):
+            schema = await writer.fetchval(Q["live_schema"], table)
+            if schema is None:
+                raise RebuildError(f"table {table!r} does not exist; run `runledger migrate`")
+            tables[table] = schema
+            await writer.execute(await writer.fetchval(Q["clone_table"], schema, table))
+            for row in await writer.fetch(Q["constraint_ddl"], schema, table):
+                await writer.execute(row[0])
+        await writer.fetchrow(Q["use_rebuild_schema"])
+    return tables
+
+
+async def _replay(
+    pool: asyncpg.Pool, writer: asyncpg.Connection, models: Sequence[ReadModel],
+    batch_size: int, on_progress: Progress | None,
+) -> tuple[int, int]:
+    """Apply the log to the copies up to its head; returns (position, events applied)."""
+    store = PgEventStore(pool)
+    with translated():
+        total = await pool.fetchval(Q["count_events"])
+    position = done = 0
+    pending: asyncio.Task[list[RecordedEvent]] | None = asyncio.create_task(
+        store.read_after(0, batch_size), name="rebuild:read")
+    try:
+        while pending is not None:
+            events = await pending
+            pending = None
+            if not events:
+                break
+            position = events[-1].notification_id
+            if len(events) == batch_size:
+                # Read the next batch while this one is written.
+                pending = asyncio.create_task(store.read_after(position, batch_size),
+                                              name="rebuild:read")
+            with translated():
+                async with writer.transaction():
+                    for model in models:
+                        await model.apply(writer, events)
+            done += len(events)
+            if on_progress is not None:
+                on_progress(done, max(total, done))
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+    return position, done
+
+
+async def _finish(writer: asyncpg.Connection, tables: dict[str, str]) -> None:
+    with translated():
+        for table, schema in tables.items():
+            for row in await writer.fetch(Q["index_ddl"], schema, table):
+                if "runledger_rebuild." not in row["ddl"]:
+                    raise RebuildError(f"cannot re-target index definition: {row['ddl']}")
+                await writer.execute(row["ddl"])
+            for row in await writer.fetch(Q["grant_ddl"], schema, table):
+                await writer.execute(row[0])
+            await writer.execute(await writer.fetchval(Q["analyze_ddl"], table))
+
+
+async def _swap(
+    pool: asyncpg.Pool, models: Sequence[ReadModel], tables: dict[str, str], position: int,
+    lock_timeout: float, attempts: int,
+) -> None:
+    names = sorted(m.name for m in models)
+    for attempt in range(1, attempts + 1):
+        try:
+            with translated():
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.fetchval(Q["set_lock_timeout"], f"{int(lock_timeout * 1000)}ms")
+                    ddl = [await conn.fetchrow(Q["swap_ddl"], schema, table)
+                           for table, schema in tables.items()]
+                    # Tables, then checkpoint rows: the order a follower's batch takes them.
+                    for row in ddl:
+                        await conn.execute(row["lock"])
+                    for name in names:
+                        await conn.execute(Q["ensure_checkpoint"], name)
+                        await conn.fetchval(Q["lock_checkpoint"], name)
+                    for row in ddl:
+                        await conn.execute(row["drop"])
+                        await conn.execute(row["move"])
+                    for name in names:
+                        await conn.execute(Q["set_checkpoint"], name, position)
+            log.info("swapped in rebuilt %s at position %d", ", ".join(tables), position)
+            return
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, asyncpg.LockNotAvailableError):
+                raise RebuildError(f"could not swap the rebuilt tables in: {exc}") from exc
+            log.warning("rebuild: readers held the live tables for over %.1fs "
+                        "(attempt %d of %d)", lock_timeout, attempt, attempts)
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+    raise RebuildError(f"could not lock the live tables in {attempts} attempts; "
+                       "the rebuilt copies were discarded")

@@ -1,0 +1,334 @@
+"""The relay: publishes the log to Redis, which only ever holds data derived from it.
+
+* Every event becomes the entry ``{version}-0`` of the stream ``run_events:{run_id}`` with
+  fields ``type``, ``version``, ``timestamp`` and ``data`` (JSON). Redis refuses an id that
+  is not above the stream's top, so re-publishing after a crash leaves one entry per
+  version: the relay is at-least-once and its effect exactly-once.
+* Every ``queued`` event adds the job ``{run_id, test_id, attempt}`` to ``runs:queue``. A
+  duplicate job (crash between Redis and the checkpoint) is harmless: the worker skips a
+  run that is no longer queued.
+* A terminal event makes its run's stream expire ``retention_seconds`` after the run
+  finished (its history stays in PostgreSQL).
+* ``runs:queue`` is trimmed, atomically in a script, below the oldest entry some consumer
+  group has not acknowledged; without a group nothing is trimmed.
+* **Redis losing data.** The relay owns a marker key holding the log position Redis has
+  seen. Each batch advances it in the same pipeline with a compare-and-set script; a missing
+  marker (restart without persistence, FLUSHALL, eviction) or one behind the relay (restore
+  of an older snapshot) makes the relay repair, from the log, the streams of every unfinished
+  run and of every run touched since the marker: an intact prefix gets its missing tail, a
+  stream with holes is rewritten. Queued runs are enqueued again (after making sure the
+  workers' group exists from id 0, so a worker re-creating it cannot skip them). The marker
+  is also checked when idle, so a wipe is noticed without new events.
+
+Errors: connection-level Redis failures raise ``RelayUnavailable`` (retried by the runner);
+anything else Redis refuses raises ``FollowerError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from ledger.codec import RecordedEvent
+from ledger.domain import EVENT_CLASSES, TERMINAL_TYPES
+from ledger.sql import load_queries
+from ledger.store import translated
+from projections.errors import FollowerError, RelayUnavailable
+from projections.follower import Follower
+
+log = logging.getLogger(__name__)
+
+Q = load_queries("projections", "relay.sql")
+
+NAME = "relay"
+QUEUE = "runs:queue"
+WORKER_GROUP = "run-workers"
+MARKER = "runledger:relay:position"
+STREAM_PREFIX = "run_events:"
+_TERMINAL_TOPICS = sorted(EVENT_CLASSES[t].TOPIC for t in TERMINAL_TYPES)
+_QUEUED_TOPIC = EVENT_CLASSES["queued"].TOPIC
+_DUPLICATE = "equal or smaller than the target stream top item"
+_REPAIR_CHUNK = 500
+
+# Returns -1 when the marker is missing, else its previous value; moves it forward only
+# when Redis still holds everything before this batch (previous >= ARGV[1]).
+_ADVANCE_MARKER = """
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+current = tonumber(current)
+if current >= tonumber(ARGV[1]) and tonumber(ARGV[2]) > current then
+    redis.call('SET', KEYS[1], ARGV[2])
+end
+return current
+"""
+
+# Trims entries below the oldest one any group has not acknowledged: the smallest pending
+# id of a group, or just past its last delivered id when nothing is pending. In a script,
+# so no group can read or be created between the look and the trim.
+_TRIM_QUEUE = """
+local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+if #groups == 0 then return 0 end
+local best_ms, best_seq
+for _, group in ipairs(groups) do
+    local info = {}
+    for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+    local id = info['last-delivered-id']
+    local bump = 1
+    if info['pending'] > 0 then
+        id = redis.call('XPENDING', KEYS[1], info['name'])[2]
+        bump = 0
+    end
+    local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+    ms = tonumber(ms)
+    seq = tonumber(seq) + bump
+    if best_ms == nil or ms < best_ms or (ms == best_ms and seq < best_seq) then
+        best_ms, best_seq = ms, seq
+    end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', best_ms, best_seq))
+"""
+
+
+def stream_key(run_id: UUID | str) -> str:
+    return f"{STREAM_PREFIX}{run_id}"
+
+
+def entry_fields(event: RecordedEvent) -> dict[str, str]:
+    """The fields of an event's stream entry (its id is ``{version}-0``)."""
+    return {
+        "type": event.type,
+        "version": str(event.version),
+        "timestamp": event.timestamp,
+        "data": orjson.dumps(event.data).decode(),
+    }
+
+
+class RedisRelay:
+    """Publishes batches of the log to Redis. Handed a pool and a client; closes neither."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        *,
+        retention_seconds: int = 86400,
+        trim_interval_seconds: float = 10.0,
+        check_interval_seconds: float = 1.0,
+        checkpoint_interval_seconds: float = 0.5,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._retention = retention_seconds
+        self._trim_interval = trim_interval_seconds
+        self._check_interval = check_interval_seconds
+        self._checkpoint_interval = checkpoint_interval_seconds
+        self._position = 0
+        self._next_check = 0.0
+        self._next_trim = 0.0
+
+    def follower(self) -> Follower:
+        return Follower(NAME, self.apply, transactional=False, activate=self.activate,
+                        maintain=self.maintain,
+                        checkpoint_every_seconds=self._checkpoint_interval)
+
+    # -- follower hooks -------------------------------------------------------------------
+
+    async def activate(self, position: int) -> None:
+        """Resume at ``position``: repair Redis first if it lost what the relay published."""
+        self._position = position
+        await self.verify()
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        start, end = self._position, events[-1].notification_id
+        pipe = self._redis.pipeline(transaction=False)
+        for event in events:
+            self._add_entry(pipe, event)
+            if event.type == "queued":
+                self._enqueue(pipe, event)
+        pipe.eval(_ADVANCE_MARKER, 1, MARKER, start, end)
+        results = await _execute(pipe)
+        _check(results)
+        previous = int(results[-1])
+        self._position = end
+        if previous < start:
+            reason = "marker missing" if previous < 0 else f"marker at {previous} < {start}"
+            since = None if previous < 0 else previous
+            await self._recover(conn, end, since, reason, {e.run_id for e in events})
+
+    async def maintain(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self._check_interval
+            await self.verify()
+        if now >= self._next_trim:
+            self._next_trim = now + self._trim_interval
+            await self.trim_queue()
+
+    # -- Redis upkeep ---------------------------------------------------------------------
+
+    async def verify(self) -> None:
+        """Compare the marker with the relay's position; repair Redis when it lost data."""
+        marker = await _call(self._redis.get(MARKER))
+        position = self._position
+        if marker is None and position == 0:
+            await _call(self._redis.set(MARKER, 0, nx=True))
+        elif marker is None or int(marker) < position:
+            since = None if marker is None else int(marker)
+            reason = "marker missing" if marker is None else f"marker at {marker} < {position}"
+            with translated():
+                async with self._pool.acquire() as conn:
+                    await self._recover(conn, position, since, reason, set())
+
+    async def trim_queue(self) -> int:
+        """Trim ``runs:queue`` below every group's oldest unacknowledged entry."""
+        if not await _call(self._redis.exists(QUEUE)):
+            return 0
+        trimmed = int(await _call(self._redis.eval(_TRIM_QUEUE, 1, QUEUE)))
+        if trimmed:
+            log.debug("relay: trimmed %d acknowledged job(s) from %s", trimmed, QUEUE)
+        return trimmed
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _add_entry(self, pipe: Any, event: RecordedEvent) -> None:
+        key = stream_key(event.run_id)
+        pipe.xadd(key, entry_fields(event), id=f"{event.version}-0")
+        if event.type in TERMINAL_TYPES:
+            finished = datetime.fromisoformat(event.timestamp).timestamp()
+            pipe.pexpireat(key, int((finished + self._retention) * 1000))
+
+    @staticmethod
+    def _enqueue(pipe: Any, queued: RecordedEvent) -> None:
+        pipe.xadd(QUEUE, {
+            "run_id": str(queued.run_id),
+            "test_id": str(queued.data["test_id"]),
+            "attempt": str(queued.data["attempt"]),
+        })
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def _recover(
+        self, conn: asyncpg.Connection, position: int, since: int | None, reason: str,
+        extra: set[UUID],
+    ) -> None:
+        log.warning("relay: Redis lost data (%s); repairing from the log up to %d",
+                    reason, position)
+        with translated():
+            unfinished = await conn.fetch(Q["unfinished_runs"], position, _TERMINAL_TOPICS)
+            runs = {row["run_id"] for row in unfinished} | extra
+            if since is not None:
+                runs |= {row["run_id"] for row in
+                         await conn.fetch(Q["runs_touched"], since, position)}
+        queued = {row["run_id"] for row in unfinished if row["last_topic"] == _QUEUED_TOPIC}
+        repaired = jobs = 0
+        ordered = sorted(runs)
+        for i in range(0, len(ordered), _REPAIR_CHUNK):
+            chunk = ordered[i:i + _REPAIR_CHUNK]
+            with translated():
+                rows = await conn.fetch(Q["events_of_runs"], chunk, position)
+            histories: dict[UUID, list[RecordedEvent]] = defaultdict(list)
+            for row in rows:
+                histories[row["originator_id"]].append(RecordedEvent.from_row(*row))
+            repaired += await self._repair_streams(histories)
+            jobs += await self._requeue([h[0] for r, h in histories.items() if r in queued])
+        await _call(self._redis.set(MARKER, position))
+        log.warning("relay: repaired %d stream(s) of %d run(s), re-enqueued %d queued run(s)",
+                    repaired, len(runs), jobs)
+
+    async def _repair_streams(self, histories: dict[UUID, list[RecordedEvent]]) -> int:
+        """Complete each run's stream: append a missing tail to an intact prefix (entries
+        1..n and nothing was ever added past n), rewrite anything else."""
+        look = self._redis.pipeline(transaction=False)
+        for run_id in histories:
+            look.xinfo_stream(stream_key(run_id))
+        seen = await _execute(look)
+        fix = self._redis.pipeline(transaction=True)
+        repaired = 0
+        for info, (run_id, events) in zip(seen, histories.items(), strict=True):
+            intact = _intact_prefix(info)
+            if intact is None:
+                fix.delete(stream_key(run_id))
+                missing = events
+            else:
+                missing = [e for e in events if e.version > intact]
+            for event in missing:
+                self._add_entry(fix, event)
+            repaired += bool(missing)
+        if repaired:
+            _check(await _execute(fix))
+        return repaired
+
+    async def _requeue(self, queued_events: Iterable[RecordedEvent]) -> int:
+        events = list(queued_events)
+        if not events:
+            return 0
+        try:
+            await self._redis.xgroup_create(QUEUE, WORKER_GROUP, id="0", mkstream=True)
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise FollowerError(NAME, self._position, f"Redis refused: {exc}") from exc
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
+        pipe = self._redis.pipeline(transaction=False)
+        for event in events:
+            self._enqueue(pipe, event)
+        _check(await _execute(pipe))
+        return len(events)
+
+
+def _intact_prefix(info: Any) -> int | None:
+    """From ``XINFO STREAM``: n when the stream holds exactly versions 1..n and nothing was
+    ever added after n (0 when it does not exist); None when it must be rewritten."""
+    if isinstance(info, redis_errors.ResponseError):
+        if "no such key" in str(info).lower():
+            return 0
+        raise FollowerError(NAME, -1, f"Redis refused XINFO STREAM: {info}")
+    if isinstance(info, Exception):
+        raise RelayUnavailable(f"Redis failed during a pipeline: {info}")
+    last = info.get("last-entry")
+    top = _text(last[0]) if last else "0-0"
+    if _text(info["last-generated-id"]) != top:
+        return None
+    version = int(top.split("-")[0])
+    return version if info["length"] == version else None
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _execute(pipe: Any) -> list[Any]:
+    try:
+        return list(await pipe.execute(raise_on_error=False))
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
+    except redis_errors.RedisError as exc:
+        raise FollowerError(NAME, -1, f"Redis refused a pipeline: {exc}") from exc
+
+
+async def _call(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
+    except redis_errors.RedisError as exc:
+        raise FollowerError(NAME, -1, f"Redis refused: {exc}") from exc
+
+
+def _check(results: Sequence[Any]) -> None:
+    """Raise for any error in pipeline results except a duplicate entry id (already there)."""
+    for result in results:
+        if isinstance(result, redis_errors.ResponseError) and _DUPLICATE not in str(result):
+            raise FollowerError(NAME, -1, f"Redis refused a write: {result}")
+        if isinstance(result, Exception) and not isinstance(result, redis_errors.ResponseError):
+            raise RelayUnavailable(f"Redis failed during a pipeline: {result}")

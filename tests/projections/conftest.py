@@ -1,0 +1,162 @@
+"""Fixtures and helpers for the followers' tests: runs written through the real event store,
+followers run as tasks against the real PostgreSQL and Valkey."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from ledger.domain import Run
+from ledger.store import LogListener, PgEventStore
+from projections.follower import Follower, FollowerRunner
+
+BROWSER = {"name": "chromium", "version": "test"}
+OUTCOMES = ("passed", "failed", "errored", "timed-out", "cancelled", "running", "queued")
+
+
+@pytest.fixture
+def store(pool: asyncpg.Pool) -> PgEventStore:
+    return PgEventStore(pool)
+
+
+def new_run(test_id: str = "t-1", *, attempt: int = 1) -> Run:
+    return Run.queue(
+        test_id=test_id, test_name=f"test {test_id}", url="http://127.0.0.1/",
+        steps=[{"action": "click", "instruction": "Click 'Go'"}], attempt=attempt,
+    )
+
+
+def advance(run: Run, outcome: str, steps: int = 2, rng: random.Random | None = None) -> None:
+    """Drive a queued run through its lifecycle to ``outcome`` (pending events, unsaved)."""
+    rng = rng or random.Random(0)
+    if outcome == "queued":
+        return
+    if outcome == "cancelled" and rng.random() < 0.5:
+        run.cancel(reason="cancelled by user")
+        return
+    run.start(worker="w-1", browser=BROWSER)
+    for index in range(steps):
+        status = "failed" if outcome == "failed" and index == steps - 1 else "passed"
+        run.record_step(
+            index=index, action="click", instruction=f"Click #{index}", status=status,
+            strategy="dom", healed=index % 2 == 1, duration_ms=10 + index, attempts=1,
+            url="http://127.0.0.1/", error="not found" if status == "failed" else None,
+            artifacts=[{"id": f"a{index}", "kind": "screenshot", "size": 3}],
+            details={"locator": f"#b{index}"},
+        )
+    if outcome in ("passed", "failed"):
+        run.complete(status=outcome, duration_ms=123,
+                     error="step failed" if outcome == "failed" else None,
+                     error_step=steps - 1 if outcome == "failed" else None)
+    elif outcome == "errored":
+        run.fail(message="browser crashed", kind="browser", step=steps - 1)
+    elif outcome == "timed-out":
+        run.time_out(timeout_seconds=600, detected_by="recovery")
+    elif outcome == "cancelled":
+        run.cancel(reason="cancelled by user")
+
+
+def plan_runs(count: int, *, seed: int = 1, one_event_per_append: bool = False
+              ) -> list[list[Any]]:
+    """The appends that write ``count`` runs with random outcomes, their events interleaved
+    in the log: each append takes the next event(s) of a random run that has some left."""
+    rng = random.Random(seed)
+    pending: list[list[Any]] = []
+    for n in range(count):
+        run = new_run(f"t-{n % 3}")
+        advance(run, rng.choice(OUTCOMES), steps=rng.randint(0, 4), rng=rng)
+        pending.append(run.collect_events())
+    appends = []
+    while pending:
+        events = rng.choice(pending)
+        take = 1 if one_event_per_append else rng.randint(1, 3)
+        appends.append(events[:take])
+        events[:take] = []
+        pending = [p for p in pending if p]
+    return appends
+
+
+async def append_all(store: PgEventStore, appends: list[list[Any]]) -> None:
+    for chunk in appends:
+        await store.append(chunk, expected_version=chunk[0].originator_version - 1)
+
+
+async def write_runs(
+    store: PgEventStore, count: int, *, seed: int = 1, one_event_per_append: bool = False
+) -> list[Any]:
+    """Append ``count`` runs (see ``plan_runs``); returns their final ``(id, version)``."""
+    appends = plan_runs(count, seed=seed, one_event_per_append=one_event_per_append)
+    await append_all(store, appends)
+    last: dict[Any, int] = {}
+    for chunk in appends:
+        last[chunk[0].originator_id] = chunk[-1].originator_version
+    return [_Written(run_id, version) for run_id, version in last.items()]
+
+
+@dataclass(frozen=True)
+class _Written:
+    id: Any
+    version: int
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[Any]], *, within: float = 20.0, interval: float = 0.02,
+    message: str = "condition",
+) -> Any:
+    """Poll ``condition`` until it returns something truthy, or fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {message}")
+        await asyncio.sleep(interval)
+
+
+async def checkpoint(pool: asyncpg.Pool, name: str) -> int:
+    return await pool.fetchval(
+        "SELECT position FROM follower_checkpoints WHERE name = $1", name) or 0
+
+
+async def caught_up(pool: asyncpg.Pool, name: str) -> bool:
+    head = await pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM stored_events")
+    return await checkpoint(pool, name) == head
+
+
+@contextlib.asynccontextmanager
+async def running(
+    follower: Follower, pool: asyncpg.Pool, database_url: str, *, batch_size: int = 100,
+    listener: LogListener | None = None,
+) -> AsyncIterator[FollowerRunner]:
+    """Run ``follower`` in a task for the block; stop it (and check it did not fail) after."""
+    own_listener = listener is None
+    listener = listener or LogListener(database_url, poll_interval=0.5)
+    if own_listener:
+        await listener.start()
+    stop = asyncio.Event()
+    runner = FollowerRunner(follower, dsn=database_url, listener=listener,
+                            stop=stop, batch_size=batch_size, standby_retry_seconds=0.1)
+    task = asyncio.create_task(runner.run(), name=f"test-follower:{follower.name}")
+    try:
+        yield runner
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 10)
+        finally:
+            if own_listener:
+                await listener.close()
+
+
+async def table_rows(pool: asyncpg.Pool, table: str) -> list[dict[str, Any]]:
+    order = {"runs": "id", "run_steps": "run_id, index"}[table]
+    return [dict(r) for r in await pool.fetch(f"SELECT * FROM {table} ORDER BY {order}")]

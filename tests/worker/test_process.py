@@ -1,0 +1,212 @@
+"""The worker as a real process: kill -9, SIGTERM (once and twice), start-up failures, and
+duplicate delivery across processes. Waits on log lines, events, rows and stream entries."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from ledger.store import PgEventStore
+from tests.worker.conftest import (
+    enqueue,
+    event_types,
+    pending_entries,
+    queue_run,
+    reached,
+    release,
+    wait_row,
+    wait_until,
+)
+from worker.queue import GROUP, QUEUE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    def __init__(self, proc: asyncio.subprocess.Process, name: str, log: Path) -> None:
+        self.proc = proc
+        self.name = name
+        self.log = log
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def logged(self, needle: str, within: float = 20.0) -> None:
+        async def check() -> bool:
+            return needle in self.text()
+
+        await wait_until(check, within=within, what=f"{self.name} to log {needle!r}")
+
+    async def exit_code(self, within: float) -> int:
+        try:
+            return await asyncio.wait_for(self.proc.wait(), within)
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.name} still running after {within}s; log:\n{self.text()}"
+            ) from None
+
+
+@pytest.fixture
+async def spawn(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start worker processes; any still running at the end are killed."""
+    started: list[WorkerProcess] = []
+
+    async def start(module: str = "tests.worker.scripted_worker", *args: str, wait: bool = True,
+                    **env: Any) -> WorkerProcess:
+        name = f"proc-{len(started)}-{uuid.uuid4().hex[:6]}"
+        environment = {
+            **os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+            "REDIS_CONSUMER_NAME": name, "CLAIM_IDLE_SECONDS": "1",
+            "RECOVERY_CHECK_INTERVAL_SECONDS": "0.2", "STUCK_RUN_TIMEOUT_MINUTES": "0.03",
+            "WORKER_BLOCK_SECONDS": "0.2", "LOG_LEVEL": "INFO",
+        }
+        environment.update({k.upper(): str(v) for k, v in env.items()})
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", module, *args, cwd=ROOT, env=environment,
+                stdout=out, stderr=asyncio.subprocess.STDOUT,
+            )
+        worker = WorkerProcess(proc, name, log)
+        started.append(worker)
+        if wait:
+            await worker.logged("Stuck-run recovery every")
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.proc.returncode is None:
+            worker.proc.kill()
+            await worker.proc.wait()
+
+
+def gate_name() -> str:
+    return f"g-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.usefixtures("projector")
+async def test_kill_9_mid_run_ends_in_one_timeout_seen_by_the_other_worker(
+    spawn: Callable[..., Any], store: PgEventStore, pool: asyncpg.Pool, redis: aioredis.Redis,
+) -> None:
+    doomed = await spawn()
+    gate = gate_name()
+    run_id = await queue_run(store, "pass", f"gate {gate}", "pass")
+    await reached(redis, gate)
+    survivor = await spawn()
+    doomed.proc.send_signal(signal.SIGKILL)
+    assert await doomed.exit_code(10) == -signal.SIGKILL
+    row = await wait_row(pool, run_id, "failed", within=30)
+    assert (row["error"], row["completed_at"] is not None) == ("Execution timeout", True)
+    await survivor.logged(f"Recovered stuck run run_id={run_id}")
+    types = await event_types(store, run_id)
+    assert types == ["queued", "started", "step", "timed-out"]
+    assert sum(t in {"completed", "errored", "timed-out", "cancelled"} for t in types) == 1
+    entries = await redis.xrange(f"run_events:{run_id}")
+    assert [f["type"] for _, f in entries][-1] == "timed-out"
+    # The dead worker's job was reclaimed, found running, and acknowledged.
+    await wait_until(lambda: _is_zero(pending_entries(redis)), what="the job to be acked")
+    survivor.proc.send_signal(signal.SIGTERM)
+    assert await survivor.exit_code(15) == 0
+
+
+@pytest.mark.usefixtures("projector")
+async def test_sigterm_mid_run_completes_it_acknowledges_and_exits_0(
+    spawn: Callable[..., Any], store: PgEventStore, pool: asyncpg.Pool, redis: aioredis.Redis,
+) -> None:
+    worker = await spawn()
+    gate = gate_name()
+    run_id = await queue_run(store, "pass", f"gate {gate}", "pass")
+    await reached(redis, gate)
+    worker.proc.send_signal(signal.SIGTERM)
+    await worker.logged("Received SIGTERM: finishing in-flight runs")
+    await worker.logged("draining 1 in-flight run")
+    later = await queue_run(store, "pass")  # after the signal: must not be taken
+    await wait_row(pool, later, "queued")
+    await release(redis, gate)
+    assert await worker.exit_code(20) == 0
+    assert await event_types(store, run_id) == [
+        "queued", "started", "step", "step", "step", "completed"]
+    assert await pending_entries(redis) == 0
+    assert await event_types(store, later) == ["queued"]
+    text = worker.text()
+    for line in ("Stopping recovery and heartbeat", "Executor closed", "PostgreSQL pool closed",
+                 "Redis connection closed", "Worker exited cleanly"):
+        assert line in text
+    # Closed in the documented order: browser, PostgreSQL pool, Redis.
+    assert text.index("Executor closed") < text.index("PostgreSQL pool closed") < text.index(
+        "Redis connection closed")
+
+
+@pytest.mark.usefixtures("projector")
+async def test_a_second_signal_stops_at_once_leaving_the_job_to_others(
+    spawn: Callable[..., Any], store: PgEventStore, redis: aioredis.Redis,
+) -> None:
+    worker = await spawn()
+    gate = gate_name()
+    run_id = await queue_run(store, "pass", f"gate {gate}")
+    await reached(redis, gate)
+    worker.proc.send_signal(signal.SIGTERM)
+    await worker.logged("draining 1 in-flight run")
+    worker.proc.send_signal(signal.SIGTERM)
+    assert await worker.exit_code(5) == 128 + signal.SIGTERM
+    assert "Forced stop: 1 run(s) abandoned" in worker.text()
+    assert await event_types(store, run_id) == ["queued", "started", "step"]
+    [pending] = await redis.xpending_range(QUEUE, GROUP, "-", "+", 10)
+    assert pending["consumer"] == worker.name  # un-acknowledged: reclaimable by others
+
+
+@pytest.mark.usefixtures("projector")
+async def test_two_worker_processes_given_every_job_twice_run_each_once(
+    spawn: Callable[..., Any], store: PgEventStore, pool: asyncpg.Pool, redis: aioredis.Redis,
+) -> None:
+    workers = [await spawn(worker_concurrency=3) for _ in range(2)]
+    runs = [await queue_run(store, "pass", "work 0.02") for _ in range(12)]
+    for run_id in runs:
+        await enqueue(redis, run_id)  # a duplicate of the relay's job
+    for run_id in runs:
+        await wait_row(pool, run_id, "passed")
+    for run_id in runs:
+        assert await event_types(store, run_id) == [
+            "queued", "started", "step", "step", "completed"]
+    await wait_until(lambda: _is_zero(pending_entries(redis)), what="every job to be acked")
+    for worker in workers:
+        worker.proc.send_signal(signal.SIGINT)
+    assert [await w.exit_code(15) for w in workers] == [0, 0]
+    skipped = sum(w.text().count("Skipping job: run is") for w in workers)
+    lost = sum(w.text().count("Lost the race for run") for w in workers)
+    assert skipped + lost == len(runs)
+
+
+@pytest.mark.parametrize(
+    "command", [["worker"], ["runledger.cli", "worker"], ["tests.worker.scripted_worker"]],
+    ids=["python -m worker", "runledger worker", "scripted"],
+)
+async def test_unreachable_redis_exits_non_zero_naming_redis_url(
+    spawn: Callable[..., Any], command: list[str],
+) -> None:
+    worker = await spawn(*command, wait=False, redis_url="redis://127.0.0.1:9/0")
+    assert await worker.exit_code(20) == 1
+    assert "Worker cannot start: cannot reach Redis at REDIS_URL=redis://127.0.0.1:9/0" in (
+        worker.text())
+
+
+async def test_missing_setting_exits_2_naming_it(spawn: Callable[..., Any]) -> None:
+    worker = await spawn("worker", wait=False, worker_concurrency="zero")
+    assert await worker.exit_code(20) == 2
+    assert "WORKER_CONCURRENCY" in worker.text()
+
+
+async def _is_zero(count: Any) -> bool:
+    return await count == 0

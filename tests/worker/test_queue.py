@@ -1,0 +1,156 @@
+"""``RedisRunQueue`` against a real Valkey: group creation, delivery counts, reclaiming,
+keeping jobs fresh, leases, acknowledgement and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from tests.worker.conftest import wait_until
+from worker.errors import MalformedJob, QueueUnavailable, StartupError
+from worker.queue import DEAD, GROUP, QUEUE, Job, RedisRunQueue
+
+
+def make_queue(redis: aioredis.Redis, name: str, idle: float = 0.2) -> RedisRunQueue:
+    return RedisRunQueue(redis, name, claim_idle_seconds=idle, block_seconds=0.05)
+
+
+async def test_group_is_created_once_and_tolerates_existing(redis: aioredis.Redis) -> None:
+    queue = make_queue(redis, "a")
+    await queue.ensure_group()
+    await queue.ensure_group()  # BUSYGROUP: already there is fine
+    groups = await redis.xinfo_groups(QUEUE)
+    assert [g["name"] for g in groups] == [GROUP]
+
+
+async def test_group_creation_failure_is_a_startup_error(redis: aioredis.Redis) -> None:
+    await redis.set(QUEUE, "not a stream")
+    with pytest.raises(StartupError, match="cannot create consumer group run-workers"):
+        await make_queue(redis, "a").ensure_group()
+
+
+async def test_read_ack_and_first_delivery_count(redis: aioredis.Redis) -> None:
+    queue = make_queue(redis, "a")
+    await queue.ensure_group()
+    entry = await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4()), "attempt": "1"})
+    [job] = await queue.read(5)
+    assert (job.entry_id, job.deliveries, job.reclaimed) == (entry, 1, False)
+    assert await queue.read(5) == []  # blocks briefly, nothing new
+    await queue.ack(job)
+    assert (await redis.xpending(QUEUE, GROUP))["pending"] == 0
+
+
+async def test_reclaim_takes_idle_jobs_of_a_dead_consumer(redis: aioredis.Redis) -> None:
+    dead, live = make_queue(redis, "dead"), make_queue(redis, "live")
+    await dead.ensure_group()
+    entry = await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4())})
+    [first] = await dead.read(1)
+    assert await live.reclaim(10) == []  # not idle long enough yet
+
+    async def reclaimed() -> list[Job]:
+        return await live.reclaim(10)
+
+    jobs = await wait_until(reclaimed, within=5, what="the job to be reclaimable")
+    assert [(j.entry_id, j.deliveries, j.reclaimed) for j in jobs] == [(entry, 2, True)]
+    assert first.deliveries == 1
+
+
+async def test_keep_fresh_prevents_reclaim_without_counting_deliveries(
+    redis: aioredis.Redis,
+) -> None:
+    owner, other = make_queue(redis, "owner"), make_queue(redis, "other")
+    await owner.ensure_group()
+    await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4())})
+    [job] = await owner.read(1)
+    for _ in range(6):  # three idle periods, refreshed every third of one
+        await asyncio.sleep(0.1)  # the owner's refresh cadence, not a wait for a condition
+        await owner.keep_fresh([job.entry_id])
+        assert await other.reclaim(10) == []
+    [info] = await redis.xpending_range(QUEUE, GROUP, "-", "+", 10)
+    assert (info["consumer"], info["times_delivered"]) == ("owner", 1)
+
+
+async def test_held_runs_are_those_whose_entries_are_kept_fresh(
+    redis: aioredis.Redis,
+) -> None:
+    live, dead = make_queue(redis, "live", idle=0.3), make_queue(redis, "dead", idle=0.3)
+    await live.ensure_group()
+    running, abandoned = uuid.uuid4(), uuid.uuid4()
+    await redis.xadd(QUEUE, {"run_id": str(running)})
+    await redis.xadd(QUEUE, {"run_id": str(abandoned)})
+    [job] = await live.read(1)
+    await dead.read(1)
+    assert await live.held_runs() == {running, abandoned}  # both just delivered
+
+    async def only_running_is_held() -> bool:
+        await live.keep_fresh([job.entry_id])
+        return await live.held_runs() == {running}
+
+    assert await wait_until(only_running_is_held, within=5, what="the abandoned job to go stale")
+
+
+async def test_prune_removes_only_silent_consumers_holding_nothing(
+    redis: aioredis.Redis,
+) -> None:
+    queue = make_queue(redis, "live")
+    await queue.ensure_group()
+    await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4())})
+    await redis.xreadgroup(GROUP, "dead-holding", {QUEUE: ">"}, count=1)
+    await redis.xreadgroup(GROUP, "dead-empty", {QUEUE: ">"}, count=1)
+
+    async def pruned() -> int:
+        await queue.read(1)  # the live consumer keeps interacting
+        return await queue.prune_consumers(0.2)
+
+    assert await wait_until(pruned, within=5, what="a prune") == 1
+    names = {c["name"] for c in await redis.xinfo_consumers(QUEUE, GROUP)}
+    assert names == {"live", "dead-holding"}  # its pending entry is never dropped
+
+
+async def test_release_makes_a_job_claimable_at_once(redis: aioredis.Redis) -> None:
+    leaving, other = make_queue(redis, "leaving", idle=60), make_queue(redis, "other", idle=60)
+    await leaving.ensure_group()
+    entry = await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4())})
+    await leaving.read(1)
+    assert await other.reclaim(10) == []
+    await leaving.release([entry])
+    assert [j.entry_id for j in await other.reclaim(10)] == [entry]
+
+
+async def test_dead_letter_records_the_reason_and_acknowledges(redis: aioredis.Redis) -> None:
+    queue = make_queue(redis, "a")
+    await queue.ensure_group()
+    await redis.xadd(QUEUE, {"garbage": "1"})
+    [job] = await queue.read(1)
+    with pytest.raises(MalformedJob, match="no valid run_id"):
+        _ = job.run_id
+    await queue.dead_letter(job, "malformed job")
+    [(_, letter)] = await redis.xrange(DEAD)
+    assert letter["reason"] == "malformed job"
+    assert letter["entry_id"] == job.entry_id
+    assert orjson.loads(letter["fields"]) == {"garbage": "1"}
+    assert (await redis.xpending(QUEUE, GROUP))["pending"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [({"run_id": "nope"}, "run_id"), ({"run_id": str(uuid.uuid4()), "attempt": "x"}, "attempt"),
+     ({"run_id": str(uuid.uuid4()), "attempt": "0"}, "attempt")],
+)
+def test_malformed_fields_are_named(fields: dict[str, str], problem: str) -> None:
+    job = Job("1-0", fields, 1)
+    with pytest.raises(MalformedJob, match=problem):
+        _ = job.run_id, job.attempt
+
+
+async def test_unreachable_redis_is_queue_unavailable() -> None:
+    client = aioredis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    try:
+        with pytest.raises(QueueUnavailable):
+            await make_queue(client, "a").ping()
+    finally:
+        await client.aclose()

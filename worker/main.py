@@ -1,0 +1,112 @@
+"""A worker process's entry point: ``python -m worker`` and ``runledger worker``.
+
+Reads ``WorkerSettings`` from the environment / ``.env`` and runs ``run_worker`` with the
+executor factory (the Playwright executor by default) until a signal:
+
+* first SIGTERM/SIGINT — graceful: no new jobs, in-flight runs finish, exit 0;
+* second — immediate: exit 128 + signal number; un-acknowledged jobs are reclaimed by others.
+
+Exit codes: 0 stopped gracefully · 1 could not start (the message names the setting) ·
+2 invalid configuration · 128+N forced stop by signal N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import asyncpg
+
+from ledger.errors import ConfigurationError
+from ledger.settings import load_settings
+from worker.errors import StartupError
+from worker.ports import Executor
+from worker.service import ExecutorFactory, run_worker
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("worker")
+
+EXIT_STARTUP = 1
+EXIT_CONFIG = 2
+
+
+def playwright_executor(settings: WorkerSettings, pool: asyncpg.Pool) -> Executor:
+    """The production executor (``worker.agent``), imported only when a worker starts."""
+    try:
+        from worker.agent import build_executor
+    except ImportError as exc:
+        raise StartupError(f"the Playwright executor (worker.agent) cannot be loaded: {exc}"
+                           ) from exc
+    return build_executor(settings, pool)
+
+
+class Signals:
+    """First signal sets ``stop``, the second ``force_stop``; remembers the last one."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.force_stop = asyncio.Event()
+        self.forced_by: int | None = None
+
+    def __call__(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if not self.stop.is_set():
+            log.info("Received %s: finishing in-flight runs, taking no new jobs "
+                     "(send it again to stop at once)", name)
+            self.stop.set()
+        else:
+            log.warning("Received %s again: stopping at once", name)
+            self.forced_by = signum
+            self.force_stop.set()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self, sig)
+
+    def remove(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def serve(settings: WorkerSettings, build_executor: ExecutorFactory) -> int:
+    """Run one worker until signalled; returns the process exit code."""
+    loop = asyncio.get_running_loop()
+    signals = Signals()
+    signals.install(loop)
+    try:
+        await run_worker(settings, build_executor, signals.stop, force_stop=signals.force_stop)
+    finally:
+        signals.remove(loop)
+    if signals.forced_by is not None:
+        return 128 + signals.forced_by
+    log.info("Worker exited cleanly")
+    return 0
+
+
+def run(build_executor: ExecutorFactory = playwright_executor) -> int:
+    """Load settings, serve, and map start-up failures to exit codes (logged, not raised)."""
+    try:
+        settings = load_settings(WorkerSettings)
+    except ConfigurationError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    try:
+        return asyncio.run(serve(settings, build_executor))
+    except StartupError as exc:
+        log.error("Worker cannot start: %s", exc)
+        return EXIT_STARTUP
+    except ConfigurationError as exc:  # raised by an executor factory reading its settings
+        log.error("%s", exc)
+        return EXIT_CONFIG
+
+
+def main() -> None:
+    """``python -m worker``: plain log lines on stderr, level from ``LOG_LEVEL``."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    sys.exit(run())

@@ -1,0 +1,283 @@
+"""``RedisRunQueue``: the worker's side of the ``runs:queue`` stream, and worker liveness.
+
+The relay (projections) adds one entry ``{run_id, test_id, attempt}`` per ``queued`` event.
+Workers read it through the consumer group ``run-workers``; an entry stays in the group's
+pending list (PEL) until its run reached a terminal event and the entry is acknowledged —
+at-least-once delivery. (The relay trims acknowledged entries from the stream.)
+
+Liveness: every third of ``CLAIM_IDLE_SECONDS`` a worker re-claims the entries it is running
+to itself (``XCLAIM … JUSTID``: no delivery is counted), which resets their idle time. So
+
+* an entry idle longer than ``CLAIM_IDLE_SECONDS`` belongs to a dead consumer (or one that
+  gave up on it) and is taken over with ``XAUTOCLAIM`` — a long run is never stolen;
+* the runs of the entries idle less than that (``held_runs``) are being executed by a live
+  worker right now: stuck-run recovery leaves them alone, so a run that is progressing —
+  even inside a long step — is never timed out under its worker.
+
+redis-py errors are translated here, and only here, into ``QueueError`` / ``QueueUnavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import orjson
+import redis.asyncio as aioredis
+from redis import exceptions as rex
+
+from worker.errors import (
+    GroupMissing,
+    MalformedJob,
+    QueueError,
+    QueueUnavailable,
+    StartupError,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUE = "runs:queue"
+DEAD = "runs:dead"
+GROUP = "run-workers"
+# Pending entries looked at by ``held_runs``: far more than all workers run at once.
+HELD_SCAN = 10_000
+_PRUNE_CONSUMERS = """
+local removed = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    local field = {}
+    for i = 1, #consumer, 2 do field[consumer[i]] = consumer[i + 1] end
+    if tonumber(field['pending']) == 0 and tonumber(field['idle']) > tonumber(ARGV[2]) then
+        redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], field['name'])
+        removed = removed + 1
+    end
+end
+return removed
+"""
+# Dead letters are kept for inspection; the cap only guards against a runaway producer.
+DEAD_MAXLEN = 100_000
+
+
+def translate(exc: BaseException) -> QueueError:
+    """Map a redis-py or socket error into the worker's tree."""
+    if isinstance(exc, QueueError):
+        return exc
+    if isinstance(
+        exc, rex.ConnectionError | rex.TimeoutError | rex.ReadOnlyError | OSError | TimeoutError
+    ):
+        return QueueUnavailable(f"Redis unavailable: {exc}")
+    if isinstance(exc, rex.ResponseError) and str(exc).startswith("NOGROUP"):
+        return GroupMissing(f"consumer group {GROUP} on {QUEUE} is missing: {exc}")
+    return QueueError(f"Redis command failed: {exc}")
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    try:
+        yield
+    except QueueError:
+        raise
+    except (rex.RedisError, OSError, TimeoutError) as exc:
+        raise translate(exc) from exc
+
+
+@dataclass(frozen=True)
+class Job:
+    """One delivery of a ``runs:queue`` entry to this consumer."""
+
+    entry_id: str
+    fields: dict[str, str]
+    #: how many times the group delivered this entry (1 for a first read)
+    deliveries: int
+    #: taken over from another (presumed dead) consumer
+    reclaimed: bool = False
+
+    @property
+    def run_id(self) -> UUID:
+        try:
+            return UUID(self.fields["run_id"])
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise MalformedJob(f"entry {self.entry_id} has no valid run_id: {exc!r}") from None
+
+    @property
+    def attempt(self) -> int | None:
+        raw = self.fields.get("attempt")
+        if raw in (None, ""):
+            return None
+        try:
+            attempt = int(raw)
+        except ValueError:
+            raise MalformedJob(f"entry {self.entry_id} has a non-integer attempt") from None
+        if attempt < 1:
+            raise MalformedJob(f"entry {self.entry_id} has attempt {attempt} < 1")
+        return attempt
+
+
+class RedisRunQueue:
+    """Reads, refreshes, acknowledges and dead-letters jobs for one consumer. It is handed a
+    client (``decode_responses=True``) and never closes it."""
+
+    def __init__(
+        self, redis: aioredis.Redis, consumer: str, *, claim_idle_seconds: float,
+        block_seconds: float,
+    ) -> None:
+        self._redis = redis
+        self.consumer = consumer
+        self._claim_idle_ms = max(1, int(claim_idle_seconds * 1000))
+        self._block_ms = max(1, int(block_seconds * 1000))
+        self._cursor = "0-0"
+
+    async def ensure_group(self) -> None:
+        """Create ``run-workers`` on ``runs:queue`` (MKSTREAM); "already exists" is fine."""
+        try:
+            await self._redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)
+            log.info("Created consumer group %s on %s", GROUP, QUEUE)
+        except rex.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise StartupError(
+                    f"cannot create consumer group {GROUP} on {QUEUE}: {exc}"
+                ) from exc
+        except (rex.RedisError, OSError) as exc:
+            raise StartupError(
+                f"cannot create consumer group {GROUP} on {QUEUE} at REDIS_URL: {exc}"
+            ) from exc
+
+    async def ping(self) -> None:
+        with translated():
+            await self._redis.ping()
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def read(self, count: int) -> list[Job]:
+        """New entries for this consumer, blocking up to the block time when there are none."""
+        with translated():
+            reply = await self._redis.xreadgroup(
+                GROUP, self.consumer, {QUEUE: ">"}, count=count, block=self._block_ms
+            )
+        jobs = []
+        for _stream, entries in reply or ():
+            jobs.extend(Job(entry_id, fields or {}, 1) for entry_id, fields in entries)
+        return jobs
+
+    async def reclaim(self, count: int) -> list[Job]:
+        """Take over up to ``count`` entries idle past ``CLAIM_IDLE_SECONDS`` (their consumer
+        stopped refreshing them: it died). Walks the PEL with a cursor across calls."""
+        with translated():
+            reply = await self._redis.xautoclaim(
+                QUEUE, GROUP, self.consumer, self._claim_idle_ms, self._cursor, count=count
+            )
+            self._cursor = reply[0]
+            # Entries deleted from the stream come back as (None, None) on old servers; newer
+            # servers drop them from the PEL and list them separately.
+            claimed = [(entry_id, fields) for entry_id, fields in reply[1] if entry_id]
+            if not claimed:
+                return []
+            counts = await self._delivery_counts([entry_id for entry_id, _ in claimed])
+        return [
+            Job(entry_id, fields or {}, counts.get(entry_id, 1), reclaimed=True)
+            for entry_id, fields in claimed
+        ]
+
+    async def _delivery_counts(self, entry_ids: Sequence[str]) -> dict[str, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in entry_ids:
+                pipe.xpending_range(QUEUE, GROUP, min=entry_id, max=entry_id, count=1)
+            replies = await pipe.execute()
+        return {
+            info["message_id"]: int(info["times_delivered"])
+            for reply in replies for info in reply
+        }
+
+    # -- while running --------------------------------------------------------------------
+
+    async def keep_fresh(self, entry_ids: Sequence[str]) -> None:
+        """Reset the idle time of the entries this consumer is running (and its own)."""
+        if not entry_ids:
+            return
+        with translated():
+            # JUSTID: claiming to ourselves must not count as a delivery.
+            await self._redis.xclaim(QUEUE, GROUP, self.consumer, 0, list(entry_ids), justid=True)
+
+    async def release(self, entry_ids: Sequence[str]) -> None:
+        """Hand entries read but not started back to the group (at shutdown): marking them
+        idle for ``CLAIM_IDLE_SECONDS`` lets the next ``XAUTOCLAIM`` of any worker take them
+        at once instead of a full idle period later."""
+        if not entry_ids:
+            return
+        with translated():
+            await self._redis.xclaim(
+                QUEUE, GROUP, self.consumer, 0, list(entry_ids), idle=self._claim_idle_ms,
+                justid=True,
+            )
+
+    async def held_runs(self) -> set[UUID]:
+        """Runs whose job entry a live worker keeps fresh: they are executing right now."""
+        with translated():
+            pending = await self._redis.xpending_range(QUEUE, GROUP, "-", "+", HELD_SCAN)
+            fresh = [p["message_id"] for p in pending
+                     if int(p["time_since_delivered"]) < self._claim_idle_ms]
+            if not fresh:
+                return set()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry_id in fresh:
+                    pipe.xrange(QUEUE, entry_id, entry_id, count=1)
+                replies = await pipe.execute()
+        held = set()
+        for entry_id, fields in (entry for reply in replies for entry in reply):
+            with contextlib.suppress(MalformedJob):
+                held.add(Job(entry_id, fields, 1).run_id)
+        return held
+
+    # -- finishing ------------------------------------------------------------------------
+
+    async def ack(self, job: Job) -> None:
+        with translated():
+            await self._redis.xack(QUEUE, GROUP, job.entry_id)
+
+    async def dead_letter(self, job: Job, reason: str, run_id: UUID | None = None) -> str:
+        """Move the entry to ``runs:dead`` with the reason, acknowledging it atomically."""
+        letter: dict[str, Any] = {
+            "entry_id": job.entry_id,
+            "reason": reason,
+            "deliveries": job.deliveries,
+            "consumer": self.consumer,
+            "fields": orjson.dumps(job.fields).decode(),
+        }
+        if run_id is not None:
+            letter["run_id"] = str(run_id)
+        with translated():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xadd(DEAD, letter, maxlen=DEAD_MAXLEN, approximate=True)
+                pipe.xack(QUEUE, GROUP, job.entry_id)
+                replies = await pipe.execute()
+        return replies[0]
+
+    async def pending_count(self) -> int:
+        """Entries delivered to this consumer and not yet acknowledged."""
+        with translated():
+            for consumer in await self._redis.xinfo_consumers(QUEUE, GROUP):
+                if consumer["name"] == self.consumer:
+                    return int(consumer["pending"])
+        return 0
+
+    async def prune_consumers(self, idle_seconds: float) -> int:
+        """Remove consumers idle for ``idle_seconds`` that hold nothing (workers that were
+        killed, or left entries to others at shutdown). Atomic: a consumer cannot take an
+        entry between the check and the removal, so nothing pending is ever dropped."""
+        with translated():
+            return int(await self._redis.eval(
+                _PRUNE_CONSUMERS, 1, QUEUE, GROUP, int(idle_seconds * 1000)
+            ))
+
+    async def leave_group(self) -> bool:
+        """Remove this consumer from the group when it holds no pending entry (so names of
+        stopped workers do not pile up in ``XINFO CONSUMERS``). Call only after the last read.
+        """
+        if await self.pending_count():
+            return False
+        with translated():
+            await self._redis.xgroup_delconsumer(QUEUE, GROUP, self.consumer)
+        return True
