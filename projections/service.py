@@ -23,7 +23,7 @@ from pydantic import Field
 from ledger.db import create_pool
 from ledger.settings import DatabaseSettings, RedisSettings, redact
 from ledger.store import LogListener
-from projections import runs, steps
+from projections import locator_memory, runs, steps
 from projections.follower import Follower, FollowerRunner
 from projections.relay import RedisRelay
 
@@ -62,6 +62,7 @@ def build_followers(
     return [
         runs.MODEL.follower(linger_seconds=linger),
         steps.MODEL.follower(linger_seconds=linger),
+        locator_memory.MODEL.follower(linger_seconds=linger),
         relay.follower(),
     ]
     # ────────────────────────────────────────────────────────────────────────────────

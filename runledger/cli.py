@@ -68,13 +68,16 @@ def dev(
     data_dir: Annotated[
         Path, typer.Option(help="Where embedded servers keep their data.")
     ] = Path(".runledger"),
+    host: Annotated[str, typer.Option(help="Interface the API binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the API binds.")] = 8000,
 ) -> None:
-    """Run everything in one process tree. Without DATABASE_URL / REDIS_URL it starts its own
-    PostgreSQL and Valkey (from wheels) under DATA_DIR and stops them on exit."""
+    """Run everything in one process tree: followers, a worker and the API. Without
+    DATABASE_URL / REDIS_URL it starts its own PostgreSQL and Valkey (from wheels) under
+    DATA_DIR and stops them on exit."""
     from runledger.dev import run_dev
 
     try:
-        asyncio.run(run_dev(data_dir))
+        asyncio.run(run_dev(data_dir, host, port))
     except LedgerError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -268,6 +271,38 @@ def bench_queue(
 
 
 # ── end of worker ──────────────────────────────────────────────────────────────────────
+
+
+# ── executor: bench resolve, bench executor ──────────────────────────────────────────
+
+
+@bench_app.command("resolve")
+def bench_resolve(
+    rounds: Annotated[int, typer.Option(min=1, help="Passes over the corpus.")] = 1,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+) -> None:
+    """Offline target resolution on the HTML corpus in runledger/bench/resolve_corpus: share
+    resolved to the right element, wrong-element resolutions, median time (real Chromium)."""
+    from runledger.bench import resolve as bench
+
+    asyncio.run(bench.main(rounds=rounds, json_out=json_out))
+
+
+@bench_app.command("executor")
+def bench_executor(
+    runs: Annotated[int, typer.Option(min=10, help="Runs on the warm browser.")] = 200,
+    cold_runs: Annotated[int, typer.Option(
+        min=1, help="Runs that launch their own browser (the baseline).")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+) -> None:
+    """Run start on a warm browser vs a browser launched per run, per-step overhead beyond
+    Playwright's action time, browser and worker RSS over the runs (real Chromium)."""
+    from runledger.bench import executor as bench
+
+    asyncio.run(bench.main(runs=runs, cold_runs=cold_runs, json_out=json_out))
+
+
+# ── end of executor ────────────────────────────────────────────────────────────────────
 
 
 if __name__ == "__main__":

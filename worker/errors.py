@@ -5,6 +5,7 @@
     │                           was executing: stop the executor
     ├── ExecutorError           infrastructure failure while executing (becomes ``errored``)
     │   └── BrowserUnavailable  no Chromium could be found or launched (says how to install one)
+    ├── StepFailed              (``worker.agent.errors``) a step failed; never leaves the executor
     ├── StepNotRecorded         ``StepSink.record`` could not write the step (after retries)
     ├── MalformedJob            a ``runs:queue`` entry lacks a usable field (→ ``runs:dead``)
     ├── QueueError              a Redis command failed (redis-py errors are translated here)

@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ledger.settings import DatabaseSettings, RedisSettings
+from worker.agent.settings import ExecutorSettings
 
 Positive = Annotated[float, Field(gt=0)]
 
@@ -23,8 +24,9 @@ def default_consumer_name() -> str:
     return f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4()}"
 
 
-class WorkerSettings(DatabaseSettings, RedisSettings):
-    """``DATABASE_URL``, ``REDIS_URL`` and the worker's own variables (defaults in brackets)."""
+class WorkerSettings(DatabaseSettings, RedisSettings, ExecutorSettings):
+    """``DATABASE_URL``, ``REDIS_URL``, the worker's own variables (defaults in brackets) and
+    the executor's (``CHROMIUM_PATH``, ``SCREENSHOTS`` …, see ``ExecutorSettings``)."""
 
     #: name of this process in the consumer group [worker-{hostname}-{pid}-{uuid}]
     redis_consumer_name: Annotated[str, Field(min_length=1, max_length=200)] = Field(

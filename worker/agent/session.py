@@ -1,0 +1,340 @@
+"""One run in its own browser context: steps in order, each timed, evidenced and recorded.
+
+For each step: resolve and act (``actions.perform``) within the step's budget — the
+smaller of ``STEP_TIMEOUT_SECONDS`` and what is left of the run's — then a screenshot
+(per ``SCREENSHOTS``), then ``sink.record``. The first failing step stops the run. The
+Playwright trace has one group per step; it is stopped before the last step is recorded
+so that step's event can reference it.
+
+The seam with Playwright: a crashed page or a disconnected browser ends the run with
+``ExecutorError`` (the consumer records ``errored`` and keeps the steps already recorded);
+any other Playwright error fails the step with its explanation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Coroutine
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Error as PlaywrightError
+
+from ledger.artifacts import ArtifactOwner, ArtifactStore
+from ledger.definition import Step
+from projections.locator_memory import MemoryEntry, memory_key, normalise_instruction
+from worker.agent.actions import StepContext, browser_gone, explain, goto, perform
+from worker.agent.browser import Lease
+from worker.agent.errors import ActionFailed, StepFailed, StepTimedOut
+from worker.agent.instruction import Intent, parse
+from worker.agent.llm import LocatorAdvisor
+from worker.agent.popups import PopupGuard
+from worker.agent.probe import INSTALL_JS
+from worker.agent.resolver import Resolver
+from worker.agent.settings import ExecutorConfig
+from worker.errors import ExecutorError
+from worker.ports import Outcome, RunJob, StepResult, StepSink
+
+log = logging.getLogger(__name__)
+
+NO_TARGET = {"navigate", "assert_url", "screenshot", "wait_for"}
+SCREENSHOT_TIMEOUT_MS = 5000
+# The consumer enforces RUN_TIMEOUT_SECONDS too (appending ``timed-out``); the executor
+# stops a little earlier so that the run fails with the step and limit named instead.
+MAX_POPUPS = 20
+# Step events must stay under the ledger's 16 KiB; the error and other fields need room too.
+MAX_DETAILS_BYTES = 10 * 1024
+RUN_SAFETY_FRACTION = 0.05
+RUN_SAFETY_MAX_SECONDS = 5.0
+
+
+class RunSession:
+    """Executes one job in ``context`` (owned by the caller, who closes it)."""
+
+    def __init__(
+        self, job: RunJob, context: BrowserContext, lease: Lease, config: ExecutorConfig,
+        artifacts: ArtifactStore, memory: dict[str, MemoryEntry],
+        advisor: LocatorAdvisor | None,
+    ) -> None:
+        self._job = job
+        self._context = context
+        self._lease = lease
+        self._config = config
+        self._artifacts = artifacts
+        self._memory = memory
+        self._advisor = advisor
+        self._owner = ArtifactOwner(job.test_id, str(job.run_id), datetime.now(UTC))
+        # Set when the page crashes or the browser goes away: the run is over.
+        self._broken_kind: str | None = None
+        self._broken = asyncio.Event()
+        self._tracing = config.traces != "off"
+
+    async def run(self, sink: StepSink, began: float) -> Outcome:
+        """Run every step; ``began`` is the run's ``time.monotonic()`` start."""
+        safety = min(RUN_SAFETY_MAX_SECONDS, self._config.run_timeout_seconds * RUN_SAFETY_FRACTION)
+        run_deadline = began + self._config.run_timeout_seconds - safety
+        page, popups = await self._open()
+        resolver = Resolver(page, popups, strict=self._config.healing == "strict",
+                            advisor=self._advisor)
+        last = len(self._job.steps) - 1
+        for index, step in enumerate(self._job.steps):
+            result = await self._step(index, step, page, popups, resolver, run_deadline)
+            final = result.status == "failed" or index == last
+            if final:
+                result = await self._with_trace(result)
+            await sink.record(result)
+            if result.status == "failed":
+                return Outcome("failed", _elapsed_ms(began), result.error, index)
+        return Outcome("passed", _elapsed_ms(began))
+
+    async def _open(self) -> tuple[Page, PopupGuard]:
+        try:
+            if self._tracing:
+                await self._context.tracing.start(screenshots=True, snapshots=True,
+                                                  title=self._job.test_name[:100])
+            await self._context.add_init_script(script=INSTALL_JS)
+            page = await self._context.new_page()
+            page.on("crash", lambda _: self._break("page-crash"))
+            popups = PopupGuard(page, auto_handle=self._job.auto_handle_popups)
+            await popups.install()
+        except PlaywrightError as exc:
+            raise ExecutorError(f"could not open a page: {explain(exc)}",
+                                kind=self._gone() or "browser", step=0) from exc
+        return page, popups
+
+    def _break(self, kind: str) -> None:
+        if self._broken_kind is None:
+            self._broken_kind = kind
+            self._broken.set()
+
+    def _gone(self) -> str | None:
+        """Why the run cannot go on (page crash, browser gone), or None."""
+        if self._broken_kind is None and self._lease.disconnected.is_set():
+            self._broken_kind = "browser-crash"
+        return self._broken_kind
+
+    # -- one step -----------------------------------------------------------------------------
+
+    async def _step(
+        self, index: int, step: Step, page: Page, popups: PopupGuard, resolver: Resolver,
+        run_deadline: float,
+    ) -> StepResult:
+        began = time.perf_counter()
+        now = time.monotonic()
+        budget = min(self._config.step_timeout_seconds, run_deadline - now)
+        if self._gone():
+            raise self._infrastructure(index)
+        intent = parse(step)
+        ctx = StepContext(
+            page=page, step=step, intent=intent, test_url=self._job.url,
+            deadline=now + max(budget, 0.0), verify_seconds=self._config.verify_timeout_seconds,
+            resolver=resolver, memory=None, memory_info=None,
+        )
+        if self._tracing:
+            await self._context.tracing.group(f"{index}: {step.action.value} — "
+                                              f"{step.instruction[:80]}")
+        try:
+            error = await self._attempt(index, ctx, budget, run_deadline)
+        finally:
+            if self._tracing:
+                with contextlib.suppress(PlaywrightError):
+                    await self._context.tracing.group_end()
+        status = "failed" if error else "passed"
+        artifacts = await self._screenshots(ctx, failed=bool(error))
+        ctx.timing["total_ms"] = _ms_since_float(began)
+        details = self._details(ctx, popups, error)
+        return StepResult(
+            index=index, action=step.action.value, instruction=step.instruction, status=status,
+            duration_ms=_ms_since(began), strategy=details.pop("strategy", None),
+            healed=bool(ctx.details.get("heal")), url=ctx.resolved_url or page.url,
+            error=str(error)[:2000] if error else None, artifacts=artifacts, details=details,
+        )
+
+    async def _attempt(self, index: int, ctx: StepContext, budget: float, run_deadline: float
+                       ) -> StepFailed | None:
+        """Run the step; the failure (None when it passed). Raises ``ExecutorError``."""
+        if budget <= 0:
+            return StepTimedOut(self._run_limit_message(index, ctx.step))
+        try:
+            async with asyncio.timeout(budget + 1.0):
+                await self._guarded(self._perform(index, ctx))
+        except StepFailed as exc:
+            if time.monotonic() < ctx.deadline - 0.1 or isinstance(exc, StepTimedOut):
+                return exc
+            # It gave up because the step's time ran out: say which limit did it.
+            timed_out = StepTimedOut(f"{self._limit_message(index, ctx, run_deadline)}: {exc}",
+                                     details=exc.details)
+            timed_out.details.setdefault("cause", exc.kind)
+            return timed_out
+        except TimeoutError:
+            return StepTimedOut(self._limit_message(index, ctx, run_deadline))
+        except PlaywrightError as exc:
+            if browser_gone(exc) or self._gone():
+                raise self._infrastructure(index) from exc
+            return ActionFailed(explain(exc))
+        if self._gone():
+            raise self._infrastructure(index)
+        return None
+
+    async def _perform(self, index: int, ctx: StepContext) -> None:
+        action = ctx.intent.action
+        if index == 0 and action != "navigate":
+            # A test starts on its URL even when its first step does something else.
+            await goto(ctx, self._job.url)
+        if action not in NO_TARGET:
+            ctx.memory_info = self._memory_info(ctx.step, ctx.intent, ctx.page.url)
+            ctx.memory = self._memory.get(ctx.memory_info["key"])
+        await perform(ctx)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """Await ``work`` unless the page crashes or the browser dies first (a crashed
+        renderer can leave Playwright's pending calls waiting out their timeouts)."""
+        name = f"run-{self._job.run_id}"
+        task = asyncio.create_task(work, name=f"{name}-step")
+        watchers = [
+            asyncio.create_task(self._broken.wait(), name=f"{name}-crash-watch"),
+            asyncio.create_task(self._lease.disconnected.wait(), name=f"{name}-browser-watch"),
+        ]
+        try:
+            await asyncio.wait({task, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, PlaywrightError, StepFailed):
+                    await task
+            await asyncio.gather(*watchers, return_exceptions=True)
+        if task.cancelled():
+            raise PlaywrightError(f"Target crashed ({self._gone()})")
+        task.result()
+
+    def _infrastructure(self, index: int) -> ExecutorError:
+        kind = self._broken_kind or "browser-crash"
+        what = "the page crashed" if kind == "page-crash" else "the browser went away"
+        return ExecutorError(f"{what} during step {index}", kind=kind, step=index)
+
+    def _limit_message(self, index: int, ctx: StepContext, run_deadline: float) -> str:
+        if ctx.deadline >= run_deadline - 0.01:
+            return self._run_limit_message(index, ctx.step)
+        return (f"step {index} ({ctx.step.action.value}) exceeded STEP_TIMEOUT_SECONDS="
+                f"{self._config.step_timeout_seconds:g}")
+
+    def _run_limit_message(self, index: int, step: Step) -> str:
+        return (f"the run exceeded RUN_TIMEOUT_SECONDS={self._config.run_timeout_seconds:g} "
+                f"during step {index} ({step.action.value})")
+
+    def _memory_info(self, step: Step, intent: Intent, url: str) -> dict[str, Any]:
+        key = memory_key(url, intent.action, step.instruction, step.value)
+        return {"key": key, "instruction": normalise_instruction(step.instruction, step.value),
+                "result": "none"}
+
+    # -- evidence -----------------------------------------------------------------------------
+
+    def _details(self, ctx: StepContext, popups: PopupGuard, error: StepFailed | None
+                 ) -> dict[str, Any]:
+        details = dict(ctx.details)
+        if ctx.intent.target:
+            details["target"] = ctx.intent.target[:200]
+        if ctx.memory_info is not None and ("locator" not in details and
+                                            ctx.memory_info["result"] in ("none", "unreliable")):
+            ctx.memory_info = None  # nothing was resolved or tried: nothing for memory
+        if ctx.memory_info is not None:
+            if ctx.memory is not None:
+                ctx.memory_info["locator"] = ctx.memory.locator
+                ctx.memory_info["reliability"] = round(ctx.memory.reliability, 3)
+            details["memory"] = ctx.memory_info
+        dismissed = popups.take()
+        if dismissed:
+            details["popups"] = dismissed[:MAX_POPUPS]
+            if len(dismissed) > MAX_POPUPS:
+                details["popups_more"] = len(dismissed) - MAX_POPUPS
+        if error is not None:
+            details["error_kind"] = error.kind
+            for key, value in error.details.items():
+                details.setdefault(key, value)
+        if ctx.timing:
+            details["timing"] = ctx.timing
+        return _fit(details)
+
+    async def _screenshots(self, ctx: StepContext, *, failed: bool) -> list[dict[str, Any]]:
+        refs: list[dict[str, Any]] = []
+        if ctx.screenshot is not None:
+            refs.append(await self._store(ctx.screenshot, "screenshot", "image/png"))
+        wanted = self._config.screenshots == "all" or (
+            self._config.screenshots == "failures" and failed)
+        if not wanted or self._gone() or ctx.screenshot is not None:
+            return refs
+        began = time.perf_counter()
+        try:
+            shot = await self._capture(ctx.page)
+        except PlaywrightError as exc:
+            log.warning("screenshot failed run_id=%s: %s", self._job.run_id, explain(exc))
+            return refs
+        ctx.timing["screenshot_ms"] = _ms_since_float(began)
+        refs.append(await self._store(shot, "screenshot", "image/png"))
+        return refs
+
+    @staticmethod
+    async def _capture(page: Page) -> bytes:
+        try:
+            return await page.screenshot(type="png", timeout=SCREENSHOT_TIMEOUT_MS)
+        except PlaywrightError:
+            # A click that started a navigation leaves nothing to capture for a moment.
+            await page.wait_for_load_state("load", timeout=SCREENSHOT_TIMEOUT_MS)
+            return await page.screenshot(type="png", timeout=SCREENSHOT_TIMEOUT_MS)
+
+    async def _store(self, data: bytes, kind: str, content_type: str) -> dict[str, Any]:
+        ref = await self._artifacts.put(data, kind=kind, content_type=content_type,
+                                        owner=self._owner)
+        return ref.as_dict()
+
+    async def _with_trace(self, result: StepResult) -> StepResult:
+        if not self._tracing or self._gone():
+            return result
+        self._tracing = False
+        keep = self._config.traces == "all" or result.status == "failed"
+        with tempfile.TemporaryDirectory(prefix="runledger-trace-") as tmp:
+            path = Path(tmp) / "trace.zip"
+            try:
+                await self._context.tracing.stop(path=str(path) if keep else None)
+            except PlaywrightError as exc:
+                log.warning("could not save the trace run_id=%s: %s", self._job.run_id,
+                            explain(exc))
+                return result
+            if not keep:
+                return result
+            data = await asyncio.to_thread(path.read_bytes)
+        ref = await self._store(data, "trace", "application/zip")
+        return replace(result, artifacts=[*result.artifacts, ref])
+
+
+def _fit(details: dict[str, Any]) -> dict[str, Any]:
+    """Keep the step event under the ledger's size limit: the candidate table and the
+    fingerprint go first (the locator, heal and error stay)."""
+    for key in ("candidates", "fingerprint", "ambiguous", "popups"):
+        if len(orjson.dumps(details)) <= MAX_DETAILS_BYTES:
+            break
+        details.pop(key, None)
+        details["trimmed"] = [*details.get("trimmed", []), key]
+    return details
+
+
+def _ms_since(began: float) -> int:
+    return int((time.perf_counter() - began) * 1000)
+
+
+def _elapsed_ms(began_monotonic: float) -> int:
+    return int((time.monotonic() - began_monotonic) * 1000)
+
+
+def _ms_since_float(began: float) -> float:
+    return round((time.perf_counter() - began) * 1000, 2)
