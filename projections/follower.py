@@ -21,10 +21,13 @@ A ``Follower`` is a name and an ``apply(conn, events)`` function. ``FollowerRunn
    checkpoint: at least once, so its effects must be idempotent.
 
 The check-and-move of the checkpoint is what makes the lock a mere optimisation: if an
-instance loses its lock late (network partition) or a rebuild swaps tables and rewinds the
+instance loses its lock late (network partition) or a rebuild swaps tables and moves the
 checkpoint, the stale batch is rolled back (or not recorded) and the runner resumes from
-the checkpoint it finds. Connection-level failures (PostgreSQL or Redis) are retried with
-backoff from the checkpoint; any other error ends ``run()`` with ``FollowerError``.
+the checkpoint it finds. A stale transactional batch may fail on the new tables before its
+compare-and-set runs (a duplicate key: they already hold it); a failed batch whose
+checkpoint has moved therefore counts as stale too, not as a permanent failure.
+Connection-level failures (PostgreSQL or Redis) are retried with backoff from the
+checkpoint; any other error ends ``run()`` with ``FollowerError``.
 """
 
 from __future__ import annotations
@@ -270,14 +273,27 @@ class FollowerRunner:
         self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], position: int,
         new_position: int,
     ) -> None:
-        async with conn.transaction():
-            await self.follower.apply(conn, events)
-            # Last, so the row lock is held only for the commit. When it does not match,
-            # raising rolls the rows back with it.
-            if await conn.fetchval(
-                Q["advance_checkpoint"], self.name, position, new_position
-            ) is None:
-                raise _CheckpointMoved
+        try:
+            async with conn.transaction():
+                await self.follower.apply(conn, events)
+                # Last, so the row lock is held only for the commit. When it does not match,
+                # raising rolls the rows back with it.
+                if await conn.fetchval(
+                    Q["advance_checkpoint"], self.name, position, new_position
+                ) is None:
+                    raise _CheckpointMoved
+        except (_CheckpointMoved, *TRANSIENT):
+            raise
+        except Exception as exc:
+            # A batch read before a rebuild's swap moved the checkpoint meets tables that do
+            # not match its position, and may fail on them (a duplicate key, a missing row)
+            # before the compare-and-set can tell. Rolled back by now: if the checkpoint has
+            # moved, the batch was stale, not broken.
+            if not conn.is_closed() and await conn.fetchval(
+                Q["read_checkpoint"], self.name
+            ) != position:
+                raise _CheckpointMoved from exc
+            raise
 
     async def _save_on_the_way_out(self, conn: asyncpg.Connection) -> None:
         try:

@@ -8,12 +8,16 @@
    connection's ``search_path`` points at the copies), one transaction per batch, reading
    the next batch while the current one is written.
 3. Build the secondary indexes (same names), re-grant the live table's privileges, ANALYZE.
-4. Swap, in one short transaction: lock the live tables, then each model's checkpoint row
-   (the order a follower's batch takes them, so they cannot deadlock), drop the tables,
-   move the copies in, and set each checkpoint to the position the rebuild reached. A
-   running follower then finds its checkpoint moved, and re-applies whatever came after
-   that position to the new tables. The swap waits at most ``lock_timeout`` for readers,
-   and retries.
+4. Catch up: apply what was appended meanwhile (up to the head as of now) to the copies.
+5. Swap, in one short transaction: lock the live tables, then each model's checkpoint row
+   (the order a follower's batch takes them, so they cannot deadlock). A running follower
+   may have applied events the rebuild has not read yet: apply those few to that model's
+   copies first (on the rebuild's connection, up to the locked checkpoint), so that the
+   swap never moves a checkpoint back — readers lose no rows, and a follower that then
+   sits idle is not left behind without a batch to notice it by. Drop the tables, move the
+   copies in, and set each checkpoint to where its copies are: unchanged, or ahead, when
+   the follower was behind the rebuild (its next batch then finds its checkpoint moved and
+   resumes from there). The swap waits at most ``lock_timeout`` for readers, and retries.
 
 A failure before the swap leaves the live tables and checkpoints untouched; the leftover
 schema is dropped (here, or by the next rebuild).
@@ -35,7 +39,7 @@ from ledger.db import create_pool
 from ledger.errors import StoreError
 from ledger.sql import load_queries
 from ledger.store import PgEventStore, translated
-from projections import runs, steps
+from projections import locator_memory, runs, steps
 from projections.errors import RebuildError
 from projections.follower import ReadModel
 
@@ -47,6 +51,7 @@ Q = load_queries("projections", "rebuild.sql")
 READ_MODELS: dict[str, ReadModel] = {
     runs.MODEL.name: runs.MODEL,
     steps.MODEL.name: steps.MODEL,
+    locator_memory.MODEL.name: locator_memory.MODEL,
 }
 
 Progress = Callable[[int, int], None]
@@ -54,6 +59,9 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class RebuildResult:
+    """``position``: how far the replay read the log; ``events``: how many it applied (a
+    model whose follower was further along at the swap was brought up to that checkpoint)."""
+
     models: tuple[str, ...]
     position: int
     events: int
@@ -87,12 +95,16 @@ async def rebuild(
         try:
             await _lock(writer)
             try:
+                store = PgEventStore(pool)
                 tables = await _prepare(writer, models)
                 position, events = await _replay(pool, writer, models, batch_size,
                                                  on_progress)
                 await _finish(writer, tables)
-                await _swap(pool, models, tables, position, lock_timeout_seconds,
-                            swap_attempts)
+                head = await store.head_id()
+                position, more = await _catch_up(store, writer, models, position, head,
+                                                  batch_size)
+                await _swap(pool, store, writer, models, tables, position, batch_size,
+                            lock_timeout_seconds, swap_attempts)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(writer.execute(Q["drop_schema"]))
@@ -103,10 +115,10 @@ async def rebuild(
                 await asyncio.shield(writer.close(timeout=5))
     finally:
         await asyncio.shield(pool.close())
-    result = RebuildResult(tuple(m.name for m in models), position, events,
+    result = RebuildResult(tuple(m.name for m in models), position, events + more,
                            time.perf_counter() - began)
     log.info("rebuilt %s: %d events up to position %d in %.1fs (%.0f events/s)",
-             ", ".join(result.models), events, position, result.seconds, result.rate)
+             ", ".join(result.models), result.events, position, result.seconds, result.rate)
     return result
 
 
@@ -183,30 +195,41 @@ async def _finish(writer: asyncpg.Connection, tables: dict[str, str]) -> None:
             await writer.execute(await writer.fetchval(Q["analyze_ddl"], table))
 
 
+async def _catch_up(
+    store: PgEventStore, writer: asyncpg.Connection, models: Sequence[ReadModel],
+    after: int, upto: int, batch_size: int,
+) -> tuple[int, int]:
+    """Apply the events in (``after``, ``upto``] to the copies; returns (``upto``, events)."""
+    position, done = after, 0
+    while position < upto:
+        events = [e for e in await store.read_after(position, batch_size)
+                  if e.notification_id <= upto]
+        if not events:
+            break
+        with translated():
+            async with writer.transaction():
+                for model in models:
+                    await model.apply(writer, events)
+        position = events[-1].notification_id
+        done += len(events)
+    return max(after, upto), done
+
+
 async def _swap(
-    pool: asyncpg.Pool, models: Sequence[ReadModel], tables: dict[str, str], position: int,
+    pool: asyncpg.Pool, store: PgEventStore, writer: asyncpg.Connection,
+    models: Sequence[ReadModel], tables: dict[str, str], position: int, batch_size: int,
     lock_timeout: float, attempts: int,
 ) -> None:
-    names = sorted(m.name for m in models)
+    # How far each model's copies are; kept across attempts (a catch-up is committed).
+    reached = {m.name: position for m in models}
     for attempt in range(1, attempts + 1):
         try:
             with translated():
                 async with pool.acquire() as conn, conn.transaction():
                     await conn.fetchval(Q["set_lock_timeout"], f"{int(lock_timeout * 1000)}ms")
-                    ddl = [await conn.fetchrow(Q["swap_ddl"], schema, table)
-                           for table, schema in tables.items()]
-                    # Tables, then checkpoint rows: the order a follower's batch takes them.
-                    for row in ddl:
-                        await conn.execute(row["lock"])
-                    for name in names:
-                        await conn.execute(Q["ensure_checkpoint"], name)
-                        await conn.fetchval(Q["lock_checkpoint"], name)
-                    for row in ddl:
-                        await conn.execute(row["drop"])
-                        await conn.execute(row["move"])
-                    for name in names:
-                        await conn.execute(Q["set_checkpoint"], name, position)
-            log.info("swapped in rebuilt %s at position %d", ", ".join(tables), position)
+                    await _swap_in(conn, store, writer, models, tables, reached, batch_size)
+            log.info("swapped in rebuilt %s (checkpoints: %s)", ", ".join(tables),
+                     ", ".join(f"{name} at {at}" for name, at in sorted(reached.items())))
             return
         except StoreError as exc:
             if not isinstance(exc.__cause__, asyncpg.LockNotAvailableError):
@@ -216,3 +239,33 @@ async def _swap(
             await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
     raise RebuildError(f"could not lock the live tables in {attempts} attempts; "
                        "the rebuilt copies were discarded")
+
+
+async def _swap_in(
+    conn: asyncpg.Connection, store: PgEventStore, writer: asyncpg.Connection,
+    models: Sequence[ReadModel], tables: dict[str, str], reached: dict[str, int],
+    batch_size: int,
+) -> None:
+    """The swap transaction's work on ``conn``; updates ``reached``."""
+    ddl = [await conn.fetchrow(Q["swap_ddl"], schema, table) for table, schema in tables.items()]
+    # Tables, then checkpoint rows: the order a follower's batch takes them.
+    for row in ddl:
+        await conn.execute(row["lock"])
+    live: dict[str, int] = {}
+    for model in sorted(models, key=lambda m: m.name):
+        await conn.execute(Q["ensure_checkpoint"], model.name)
+        live[model.name] = await conn.fetchval(Q["lock_checkpoint"], model.name)
+    # Now no follower batch can commit: a follower ahead of the copies has applied events
+    # (appended since the catch-up) that they lack. Apply those to the copies (the
+    # rebuild's connection writes them; this one holds the locks) rather than rewind the
+    # checkpoint: a rewound follower would meet tables behind its batch and could fail on a
+    # missing row before its compare-and-set, or, idle, never notice at all.
+    for model in models:
+        if live[model.name] > reached[model.name]:
+            reached[model.name], _ = await _catch_up(
+                store, writer, [model], reached[model.name], live[model.name], batch_size)
+    for row in ddl:
+        await conn.execute(row["drop"])
+        await conn.execute(row["move"])
+    for name in sorted(reached):
+        await conn.execute(Q["set_checkpoint"], name, reached[name])

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
 
+from ledger.codec import RecordedEvent
 from ledger.store import LogListener, PgEventStore
 from projections import RunQueries, runs, steps
 from projections.errors import RebuildError
+from projections.follower import Follower, FollowerRunner
 from projections.rebuild import READ_MODELS, rebuild
 
 from .conftest import caught_up, checkpoint, running, table_rows, wait_for, write_runs
@@ -118,6 +121,73 @@ async def test_rebuild_while_followers_run_writers_write_and_readers_read(
     assert len(live["runs"]) == 100
     await rebuild(database_url, list(READ_MODELS.values()))
     assert {t: await table_rows(pool, t) for t in live} == live
+
+
+async def test_a_follower_ahead_of_the_replay_is_not_rewound_by_the_swap(
+    pool: asyncpg.Pool, database_url: str, store: PgEventStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Events a follower applies between the replay's last read and the swap are carried
+    into the new tables: readers lose no rows, and a follower that then sits idle (no
+    later batch to notice a moved checkpoint) is not left behind."""
+    await write_runs(store, 10, seed=7)
+    async with running(runs.MODEL.follower(), pool, database_url):
+        await wait_for(lambda: caught_up(pool, "runs"), message="catch-up")
+        swap: asyncio.Task[object] | None = None
+        try:
+            async with pool.acquire() as reader, reader.transaction():
+                await reader.fetch("SELECT id FROM runs")  # the swap waits for this reader
+                swap = asyncio.create_task(
+                    rebuild(database_url, [READ_MODELS["runs"]], lock_timeout_seconds=0.05,
+                            swap_attempts=8), name="test-rebuild")
+                await wait_for(lambda: _logged(caplog, "readers held the live tables"),
+                               message="the swap waiting for the reader")
+                await write_runs(store, 5, seed=8)
+                await wait_for(lambda: caught_up(pool, "runs"), message="follower ahead")
+            await swap
+        finally:
+            if swap is not None and not swap.done():
+                swap.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await swap
+        assert await checkpoint(pool, "runs") == await store.head_id()
+        assert len(await table_rows(pool, "runs")) == 15
+
+
+async def test_a_batch_read_before_the_swap_is_dropped_and_read_again(
+    pool: asyncpg.Pool, database_url: str, store: PgEventStore
+) -> None:
+    """A follower behind the replay applies, after the swap, a batch the new tables already
+    hold: it fails on a duplicate key before the checkpoint's compare-and-set, and must count
+    as stale (resume from the moved checkpoint), not as a permanent failure."""
+    await write_runs(store, 10, seed=5)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def gated(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        if not release.is_set():
+            entered.set()
+            await release.wait()  # inside the batch transaction, before any write
+        await runs.apply(conn, events)
+
+    async with running(Follower(runs.NAME, gated), pool, database_url) as runner:
+        await asyncio.wait_for(entered.wait(), 10)
+        await rebuild(database_url, [READ_MODELS["runs"]])
+        rebuilt = await table_rows(pool, "runs")
+        release.set()
+        await write_runs(store, 2, seed=6)
+        await wait_for(lambda: _caught_up_or_stopped(pool, runner), message="runs")
+        assert runner.active, "the follower stopped"
+    after = await table_rows(pool, "runs")
+    assert len(after) == 12
+    assert [r for r in after if r["id"] in {b["id"] for b in rebuilt}] == rebuilt
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in record.getMessage() for record in caplog.records)
+
+
+async def _caught_up_or_stopped(pool: asyncpg.Pool, runner: FollowerRunner) -> bool:
+    return not runner.active or await caught_up(pool, runner.name)
 
 
 async def test_a_second_rebuild_is_refused(pool: asyncpg.Pool, database_url: str) -> None:
