@@ -54,6 +54,9 @@ def translate(exc: BaseException) -> StoreError:
     if isinstance(
         exc,
         asyncpg.ConnectionDoesNotExistError
+        # asyncpg raises this when a connection is killed in the middle of a query
+        # ("cannot switch to state …"): the connection is gone, not the data wrong.
+        | asyncpg.InternalClientError
         | asyncpg.InterfaceError
         | asyncpg.ConnectionFailureError
         | ConnectionError
@@ -74,7 +77,10 @@ def translated() -> Any:
         yield
     except StoreError:
         raise
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except (
+        asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
+        TimeoutError,
+    ) as exc:
         raise translate(exc) from exc
 
 

@@ -273,6 +273,51 @@ def bench_queue(
 # ── end of worker ──────────────────────────────────────────────────────────────────────
 
 
+# ── api: api, bench tail ─────────────────────────────────────────────────────────────
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default: PORT).")] = None,
+) -> None:
+    """Serve the HTTP API until SIGTERM/SIGINT. Settings: DATABASE_URL, REDIS_URL, API_KEYS,
+    CORS_ORIGINS, MAX_BODY_BYTES, ARTIFACTS_DIR, HOST, PORT, SSE_PING_SECONDS,
+    STREAM_BLOCK_MS. Run several behind a load balancer to scale."""
+    from api.server import serve
+    from api.settings import ApiSettings
+
+    overrides = {key: value for key, value in (("host", host), ("port", port))
+                 if value is not None}
+    try:
+        settings = load_settings(ApiSettings, **overrides)
+    except LedgerError as exc:
+        raise fail(str(exc)) from None
+    try:
+        status = asyncio.run(serve(settings))
+    except LedgerError as exc:
+        raise fail(str(exc), code=1) from None
+    raise typer.Exit(status)
+
+
+@bench_app.command("tail")
+def bench_tail(
+    rates: Annotated[str, typer.Option(help="Events per second, comma-separated.")] = "100,1000",
+    seconds: Annotated[float, typer.Option(help="How long to append at each rate.")] = 10.0,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent SSE clients.")] = 100,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
+) -> None:
+    """Commit → arrival at SSE clients (a real API server and projector), p50/p99, against
+    clients polling the Redis stream every 0.5 s (how the replaced system streams)."""
+    from runledger.bench import tail as bench
+
+    asyncio.run(bench.main(rates=[int(r) for r in rates.split(",")], seconds=seconds,
+                           clients=clients, json_out=json_out))
+
+
+# ── end of api ─────────────────────────────────────────────────────────────────────────
+
+
 # ── executor: bench resolve, bench executor ──────────────────────────────────────────
 
 

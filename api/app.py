@@ -1,0 +1,123 @@
+"""``create_app(settings)``: the FastAPI application, built without I/O.
+
+One lifespan opens everything (``api.services``) and closes it; middleware, from the
+outside in: request context (id, access log, metrics, last-resort 500), CORS, body limit.
+Auth is a dependency of every router but ``/health``; errors map to problem+json in
+``api.problems``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware import Middleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.middleware.cors import CORSMiddleware
+
+from api import problems
+from api.auth import ApiKeys, authenticate
+from api.metrics import Metrics
+from api.middleware import BodyLimit, RequestContext
+from api.routes import compat, ops, runs, stream, tests
+from api.services import OnFatal, open_services
+from api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+VERSION = "1"
+
+
+def create_app(settings: ApiSettings, *, on_fatal: OnFatal | None = None) -> FastAPI:
+    """The app; ``on_fatal`` is called if a background task of the process dies."""
+    keys = ApiKeys(settings.api_keys)
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        if not keys.enabled:
+            log.warning("API_KEYS is not set: every route is open to anyone who can reach "
+                        "this server")
+        async with open_services(settings, metrics, on_fatal) as services:
+            yield {"services": services}
+
+    middleware = [Middleware(RequestContext, metrics=metrics)]
+    if settings.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key",
+                           "If-Match", "Last-Event-ID", "X-Request-ID"],
+            expose_headers=["Location", "ETag", "X-Request-ID", "Idempotent-Replayed",
+                            "Retry-After"],
+            max_age=600,
+        ))
+    middleware.append(Middleware(BodyLimit, max_bytes=settings.max_body_bytes))
+
+    app = FastAPI(
+        title="runledger", version=VERSION, lifespan=lifespan, middleware=middleware,
+        description="An event-sourced run ledger for browser tests: define tests, queue runs, "
+                    "read their history and follow them live. Errors are "
+                    "`application/problem+json`.",
+        # Served below behind the API key, like every route but /health.
+        openapi_url=None, docs_url=None, redoc_url=None,
+    )
+    app.state.api_keys = keys
+    app.state.metrics = metrics
+    problems.install(app)
+    authenticated = [Depends(authenticate)]
+    app.include_router(tests.router, dependencies=authenticated)
+    app.include_router(runs.router, dependencies=authenticated)
+    app.include_router(stream.router)
+    app.include_router(compat.router, dependencies=authenticated)
+    app.include_router(ops.health_router)
+    app.include_router(ops.metrics_router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.include_router(_docs_router(app), dependencies=authenticated)
+    return app
+
+
+def _docs_router(app: FastAPI) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/openapi.json")
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @router.get("/docs")
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+
+    return router
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with errors filed as what they are: problem+json documents."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    for path in schema["paths"].values():
+        for operation in path.values():
+            for response in operation.get("responses", {}).values():
+                _file_problem(response)
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema
+
+
+_PROBLEM_REFS = {"#/components/schemas/Problem", "#/components/schemas/HTTPValidationError"}
+
+
+def _file_problem(response: dict[str, Any]) -> None:
+    json = response.get("content", {}).get("application/json", {})
+    if json.get("schema", {}).get("$ref") in _PROBLEM_REFS:
+        response["content"] = {
+            problems.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }

@@ -1,0 +1,152 @@
+"""Pure ASGI middleware: request context (id, access log, metrics, last-resort 500) and the
+request body limit. Pure ASGI rather than ``BaseHTTPMiddleware`` so SSE responses stream
+through untouched and cancellation reaches the route when a client disconnects."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import PayloadTooLarge
+from api.metrics import Metrics
+from api.problems import problem_response
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("api.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_SECRET_QUERY = {"access_token"}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def loggable_target(scope: Scope) -> str:
+    """The request target for logs, with credentials in the query string masked."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    if not query:
+        return scope.get("path", "")
+    pairs = [(k, "***" if k in _SECRET_QUERY else v)
+             for k, v in parse_qsl(query, keep_blank_values=True)]
+    return f"{scope.get('path', '')}?{urlencode(pairs)}"
+
+
+class RequestContext:
+    """Gives each request an id (``X-Request-ID``, echoed), logs and measures it, and turns
+    an unmapped exception into a logged 500 problem instead of a dropped connection."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        began = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error: request_id=%s %s %s", request_id,
+                          scope["method"], loggable_target(scope))
+            if started:
+                raise
+            response = problem_response(
+                500, "internal-error", "Internal server error",
+                f"an unexpected error occurred; quote request id {request_id} when reporting it",
+                request_id=request_id,
+            )
+            await response(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - began
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], route, status, elapsed)
+            access_log.info("%s %s %d %.1fms request_id=%s", scope["method"],
+                            loggable_target(scope), status, elapsed * 1000, request_id)
+
+
+class BodyLimit:
+    """Refuses bodies over ``max_bytes`` with 413, before any route parses them: by
+    Content-Length when declared, else while reading (chunked uploads)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        chunked = "chunked" in (_header(scope, b"transfer-encoding") or "").lower()
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        if not chunked and (declared is None or declared in ("", "0")):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await self._read(receive)
+        except PayloadTooLarge:
+            await self._refuse(scope, receive, send)
+            return
+        if body is None:
+            return  # the client went away mid-upload: nobody to answer
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: only http.disconnect remains
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise PayloadTooLarge(self.max_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state", {})
+        response = problem_response(
+            413, "payload-too-large", "Request body too large",
+            f"the request body exceeds the {self.max_bytes}-byte limit",
+            headers={"Connection": "close"}, request_id=state.get("request_id"),
+        )
+        await response(scope, receive, send)

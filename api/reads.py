@@ -1,0 +1,72 @@
+"""``RunReads``: what the API shows of runs — the read models for lists and rows, the
+ledger for history, artifacts and the compatibility shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from api import views
+from api.compat import ArtifactUrl, legacy_result
+from ledger.artifacts import ArtifactNotFound, ArtifactStore
+from ledger.errors import RunNotFound
+from ledger.store import PgEventStore
+from projections.queries import RunQueries
+
+Row = dict[str, Any]
+
+
+class RunReads:
+    """Handed the store, the read-model queries and the artifact store; closes none."""
+
+    def __init__(self, store: PgEventStore, queries: RunQueries, artifacts: ArtifactStore) -> None:
+        self._store = store
+        self._queries = queries
+        self._artifacts = artifacts
+
+    async def _events(self, run_id: UUID) -> list[Row]:
+        events = [e.public() for e in await self._store.read_run(run_id)]
+        if not events:
+            raise RunNotFound(run_id)
+        return events
+
+    async def run(self, run_id: UUID) -> tuple[Row, list[Row]]:
+        """The run's row and steps. The read models lag the log by a moment: a run that is
+        not projected yet is folded from its events, so a new run is never a 404."""
+        row = await self._queries.get_run(run_id)
+        if row is not None:
+            return row, await self._queries.run_steps(run_id)
+        events = await self._events(run_id)
+        steps = [views.step_from_event(e) for e in events if e["type"] == "step"]
+        return views.row_from_events(events), steps
+
+    async def page(
+        self, *, status: str | None, test_id: UUID | None, limit: int, cursor: str | None
+    ) -> tuple[list[Row], str | None]:
+        return await self._queries.list_runs(
+            status=status, test_id=str(test_id) if test_id else None, limit=limit, cursor=cursor
+        )
+
+    async def history(
+        self, run_id: UUID, *, after: int, limit: int
+    ) -> tuple[list[Row], int | None]:
+        """Events after version ``after``, and the ``after`` of the next page (or None)."""
+        events = await self._store.read_run(run_id, after=after, limit=limit + 1)
+        if not events and await self._store.run_version(run_id) == 0:
+            raise RunNotFound(run_id)
+        page = [e.public() for e in events[:limit]]
+        return page, (page[-1]["version"] if len(events) > limit else None)
+
+    async def artifact(self, run_id: UUID, artifact_id: str) -> tuple[dict[str, Any], bytes]:
+        """A run's artifact: its reference (found in the run's events, which is what
+        authorises reading it through this run) and its bytes."""
+        ref = views.artifact_refs(await self._events(run_id)).get(artifact_id)
+        if ref is None:
+            raise ArtifactNotFound(f"run {run_id} has no artifact {artifact_id}")
+        return ref, await self._artifacts.get(artifact_id)
+
+    async def legacy(self, run_id: UUID, artifact_url: ArtifactUrl) -> dict[str, Any]:
+        """The old result shape, all from one read of the run's events: status, steps and
+        logs come from the same snapshot, never a lagging row beside fresher logs."""
+        events = await self._events(run_id)
+        return legacy_result(views.row_from_events(events), events, artifact_url)

@@ -1,0 +1,75 @@
+"""``/health`` (open, for load balancers) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+from api.auth import authenticate
+from api.deps import ServicesDep
+from api.metrics import CONTENT_TYPE
+from api.problems import responses
+from api.schemas import Health
+from api.services import Services
+from ledger.errors import StoreError
+from ledger.sql import load_queries
+from ledger.store import translated
+
+log = logging.getLogger(__name__)
+
+Q = load_queries("api", "ops.sql")
+CHECK_TIMEOUT_SECONDS = 2.0
+
+health_router = APIRouter(tags=["operations"])
+metrics_router = APIRouter(tags=["operations"], dependencies=[Depends(authenticate)])
+
+
+async def _database_ok(services: Services) -> bool:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            with translated():
+                await services.pool.fetchval(Q["ping"])
+    except (StoreError, TimeoutError) as exc:
+        log.warning("health: database unavailable: %s", exc)
+        return False
+    return True
+
+
+async def _redis_ok(services: Services) -> bool:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await services.redis.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("health: Redis unavailable: %s", exc)
+        return False
+    return True
+
+
+@health_router.get("/health", response_model=Health,
+                   responses={503: {"model": Health, "description": "Degraded"}})
+async def health(services: ServicesDep) -> Any:
+    """`healthy` when PostgreSQL and Redis answer; otherwise `degraded` with 503."""
+    database, redis = await asyncio.gather(_database_ok(services), _redis_ok(services))
+    healthy = database and redis and services.failure is None
+    body = Health(
+        status="healthy" if healthy else "degraded",
+        database="ok" if database else "unavailable",
+        redis="ok" if redis else "unavailable",
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+
+
+@metrics_router.get(
+    "/metrics", response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                     "description": "Prometheus text exposition"}, **responses(401)},
+)
+async def metrics(services: ServicesDep) -> Response:
+    """Requests, runs by status, queue length and pending jobs, follower lag, open streams."""
+    await services.metrics.refresh(services)
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE)

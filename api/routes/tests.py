@@ -1,0 +1,85 @@
+"""``/tests``: the test definitions runs are queued from."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from api.deps import ServicesDep
+from api.errors import PreconditionFailed
+from api.problems import responses
+from api.schemas import TestOut, TestPage
+from ledger.definition import TestSpec
+
+# Full paths, no prefix: a route's path is then its whole template (metrics label it).
+router = APIRouter(tags=["tests"])
+
+IfMatch = Annotated[
+    str | None,
+    Header(description="Only if the test is still at this `ETag` (from GET), else 412"),
+]
+
+
+def etag(row: dict[str, Any]) -> str:
+    return f'"{row["version"]}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an ``If-Match`` names; None for no header or ``*`` (any version)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit() or len(tag) > 9:
+        raise PreconditionFailed(f"If-Match {if_match!r} is not an ETag of this test")
+    return int(tag)
+
+
+@router.post(
+    "/tests", status_code=status.HTTP_201_CREATED, response_model=TestOut,
+    responses=responses(401, 413, 422),
+)
+async def create_test(spec: TestSpec, request: Request, response: Response,
+                      services: ServicesDep) -> dict[str, Any]:
+    services.commands.ensure_queueable(spec)
+    row = await services.tests.create(spec)
+    response.headers["Location"] = str(request.url_for("get_test", test_id=row["id"]))
+    response.headers["ETag"] = etag(row)
+    return row
+
+
+@router.get("/tests", response_model=TestPage, responses=responses(401, 422))
+async def list_tests(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, Any]:
+    items, next_cursor = await services.tests.page(limit=limit, cursor=cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/tests/{test_id}", response_model=TestOut, responses=responses(401, 404, 422))
+async def get_test(test_id: UUID, response: Response, services: ServicesDep) -> dict[str, Any]:
+    row = await services.tests.get(test_id)
+    response.headers["ETag"] = etag(row)
+    return row
+
+
+@router.put("/tests/{test_id}", response_model=TestOut,
+            responses=responses(401, 404, 412, 413, 422))
+async def update_test(test_id: UUID, spec: TestSpec, response: Response,
+                      services: ServicesDep, if_match: IfMatch = None) -> dict[str, Any]:
+    """Replace the test. Runs already queued keep the steps they were queued with."""
+    services.commands.ensure_queueable(spec)
+    row = await services.tests.update(test_id, spec, if_version=expected_version(if_match))
+    response.headers["ETag"] = etag(row)
+    return row
+
+
+@router.delete("/tests/{test_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=responses(401, 404, 412, 422))
+async def delete_test(test_id: UUID, services: ServicesDep, if_match: IfMatch = None) -> Response:
+    """Delete the test. Its runs and their history stay."""
+    await services.tests.delete(test_id, if_version=expected_version(if_match))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""HTTP API tests: through HTTP, against real PostgreSQL and Valkey, followers running."""
