@@ -63,7 +63,14 @@ class AgentExecutor:
         if self._owns_host:
             await self.host.open()
         if self._advisor is not None:
-            await self._advisor.open()
+            try:
+                await self._advisor.open()
+            except BaseException:
+                # Whoever opened the browser closes it: the caller only closes an executor
+                # whose open() succeeded.
+                if self._owns_host:
+                    await asyncio.shield(self.host.close())
+                raise
         log.info("executor ready: %s %s, screenshots=%s traces=%s healing=%s llm=%s",
                  self.host.info["name"], self.host.info["version"], self.config.screenshots,
                  self.config.traces, self.config.healing,
