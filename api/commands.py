@@ -18,17 +18,20 @@ import orjson
 
 from api.definitions import PgTestRepository
 from api.errors import IdempotencyKeyReused
+from ledger.aio import Backoff
+from ledger.db import translated
 from ledger.definition import TestSpec
 from ledger.domain import Run
 from ledger.errors import ConcurrencyConflict
 from ledger.sql import load_queries
-from ledger.store import PgEventStore, translated
+from ledger.store import PgEventStore
 
 log = logging.getLogger(__name__)
 
 Q = load_queries("api", "commands.sql")
-CANCEL_ATTEMPTS = 10
-CANCEL_BACKOFF_SECONDS = 0.005  # doubled per lost race, jittered, capped at 0.2 s
+#: a cancel that lost a race to a worker's append waits up to 10 ms, 20 ms … 0.2 s (jittered)
+#: before it reloads the run and decides again, 10 attempts in all
+CANCEL_BACKOFF = Backoff(retries=9, base_seconds=0.01, max_seconds=0.2)
 
 
 @dataclass(frozen=True)
@@ -128,21 +131,22 @@ class RunCommands:
         taken again, so a run that finished meanwhile is reported as finished, not cancelled.
         The jittered backoff lets a cancel get between the appends of a busy worker.
         """
-        for attempt in range(1, CANCEL_ATTEMPTS + 1):
+        lost = 0
+        while True:
             run = await self._store.load_run(run_id)
             run.cancel(reason=reason)
             try:
                 await self._store.save(run)
             except ConcurrencyConflict:
-                if attempt == CANCEL_ATTEMPTS:
+                lost += 1
+                if lost > CANCEL_BACKOFF.retries:
                     raise
-                log.info("cancel lost a race, retrying: run_id=%s attempt=%d", run_id, attempt)
-                backoff = min(0.2, CANCEL_BACKOFF_SECONDS * 2**attempt)
-                await asyncio.sleep(random.uniform(0, backoff))
+                log.info("cancel lost a race, retrying: run_id=%s attempt=%d", run_id, lost)
+                # Jitter: a fixed delay could keep landing on the worker's next append.
+                await asyncio.sleep(random.uniform(0, CANCEL_BACKOFF.delay(lost)))
                 continue
             log.info("run cancelled: run_id=%s", run_id)
             return run
-        raise AssertionError("unreachable")
 
     async def delete_expired_keys(self) -> int:
         with translated():

@@ -14,9 +14,9 @@ import asyncpg
 
 from api.errors import PreconditionFailed, TestNotFound
 from api.pagination import decode_time_id_cursor, encode_cursor
+from ledger.db import translated
 from ledger.definition import TestSpec
 from ledger.sql import load_queries
-from ledger.store import translated
 
 Q = load_queries("api", "definitions.sql")
 

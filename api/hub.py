@@ -17,9 +17,10 @@ Nothing is written to Redis.
 When Redis fails, every subscriber gets the error (its tail then follows PostgreSQL) and new
 subscriptions fail at once until the hub has reconnected, which it retries with backoff.
 
-The hub is stopped with ``stop()``, never by cancelling its task: redis-py (5.x) can swallow
-a cancellation that arrives while it sends a command or reads a reply, and the task would
-then carry on. ``stop()`` sets a flag and wakes the hub wherever it waits.
+The hub is stopped with ``stop()`` (or the event handed to ``run``), never by cancelling its
+task: redis-py (5.x) can swallow a cancellation that arrives while it sends a command or
+reads a reply, and the task would then carry on. ``stop()`` sets a flag and wakes the hub
+wherever it waits.
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from ledger.aio import Backoff, wait_any
+from ledger.streams import entry_version
+
 log = logging.getLogger(__name__)
 
 Fields = dict[str, str]
 COUNT = 500  # entries per stream per read
 UNBLOCK_ATTEMPTS = 200
 UNBLOCK_RETRY_SECONDS = 0.001
-BACKOFF_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
+#: reconnecting after a Redis failure: 0.1 s, 0.2 s, 0.4 s … at most 2 s apart, for ever
+RECONNECT_BACKOFF = Backoff(base_seconds=0.1, max_seconds=2.0)
 
 
 class Subscription:
@@ -73,9 +78,7 @@ class Subscription:
         """The entries received since the last call, waiting up to ``wait_seconds`` for
         some; raises a Redis error if the hub failed meanwhile."""
         if not self._entries and self._error is None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_seconds):
-                    await self._ready.wait()
+            await wait_any(self._ready, seconds=wait_seconds)
         self._ready.clear()
         if self._error is not None:
             # A fresh exception per subscriber: the hub's one is shared by all of them.
@@ -89,7 +92,7 @@ class Subscription:
 
 class StreamHub:
     """Owns one connection (made from ``factory``); ``control`` sends the wake-ups. The
-    caller runs ``run()`` as a task and cancels it at shutdown."""
+    caller runs ``run()`` as a task and stops it with ``stop()`` or ``run``'s event."""
 
     def __init__(self, factory: ConnectionPool, control: Redis, *, block_ms: int) -> None:
         self._factory = factory
@@ -125,35 +128,46 @@ class StreamHub:
 
     # -- the reading task ------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Read until ``stop()``; Redis failures are reported to the subscribers and
-        retried with backoff (a reconnect delay that ``stop()`` cuts short)."""
-        failures = 0
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Read until ``stop()`` (or until ``stop`` is set); Redis failures are reported to
+        the subscribers and retried with backoff (a reconnect delay that stopping cuts
+        short)."""
+        stopper = None
+        if stop is not None:
+            stopper = asyncio.create_task(self._stop_when(stop), name="stream-hub-stop")
         try:
-            while not self._stopping.is_set():
-                try:
-                    conn = await self._connect()
-                    failures = 0
-                    await self._read_until_stopped(conn)
-                except (RedisError, OSError) as exc:
-                    if self._stopping.is_set():
-                        break
-                    delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
-                    # Loud once per outage; the retries while it lasts are routine.
-                    level = logging.WARNING if self._error is None else logging.DEBUG
-                    log.log(level, "stream hub: Redis failed (%s); tails follow PostgreSQL "
-                            "meanwhile; reconnecting in %.1fs", exc, delay)
-                    failures += 1
-                    self._fail_all(exc)
-                    await self._disconnect()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):
-                            await self._stopping.wait()
+            await self._read_with_reconnects()
         finally:
             self._fail_all(RedisConnectionError("the API is shutting down"))
             if self._waker is not None:
                 self._waker.cancel()
             await self._disconnect()
+            if stopper is not None and stop is not None:
+                await _end_stopper(stopper, stop)
+
+    async def _read_with_reconnects(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                conn = await self._connect()
+                failures = 0
+                await self._read_until_stopped(conn)
+            except (RedisError, OSError) as exc:
+                if self._stopping.is_set():
+                    return
+                failures += 1
+                delay = RECONNECT_BACKOFF.delay(failures)
+                # Loud once per outage; the retries while it lasts are routine.
+                level = logging.WARNING if self._error is None else logging.DEBUG
+                log.log(level, "stream hub: Redis failed (%s); tails follow PostgreSQL "
+                        "meanwhile; reconnecting in %.1fs", exc, delay)
+                self._fail_all(exc)
+                await self._disconnect()
+                await wait_any(self._stopping, seconds=delay)
+
+    async def _stop_when(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        await self.stop()
 
     async def stop(self) -> None:
         """Make ``run()`` return: wakes it from an idle wait, a blocked read or a backoff."""
@@ -191,7 +205,7 @@ class StreamHub:
                 continue  # unsubscribed while the read was out
             for _entry_id, flat in entries:
                 fields = dict(zip(flat[::2], flat[1::2], strict=True))
-                version = int(fields["version"])
+                version = entry_version(fields)
                 for subscription in tuple(subscribers):
                     subscription.deliver(version, fields)
 
@@ -235,6 +249,16 @@ class StreamHub:
                 return
             # The read is still on its way to the server; it is about to block.
             await asyncio.sleep(UNBLOCK_RETRY_SECONDS)
+
+
+async def _end_stopper(stopper: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """A stopper still waiting for its event is cancelled; one that is waking the read
+    (a ``CLIENT UNBLOCK`` in flight, bounded) is let finish, so its reply is not cut off."""
+    if not stop.is_set():
+        stopper.cancel()
+    await asyncio.wait([stopper])
+    if not stopper.cancelled() and stopper.exception() is not None:
+        log.warning("stream hub: stopping failed: %s", stopper.exception())
 
 
 def _log_waker_failure(task: asyncio.Task[None]) -> None:

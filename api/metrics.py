@@ -7,22 +7,21 @@ that describe the system (runs by status, queue, follower lag) are refreshed at 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from ledger.errors import StoreError
-
-if TYPE_CHECKING:
-    from api.services import Services
+from ledger.streams import QUEUE, WORKER_GROUP
+from projections.follower import follower_lag
+from projections.queries import RunQueries
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RUN_STATUSES = ("queued", "running", "passed", "failed", "cancelled")
-QUEUE_STREAM = "runs:queue"
-QUEUE_GROUP = "run-workers"
 
 
 class Metrics:
@@ -42,11 +41,11 @@ class Metrics:
         self.streams = Gauge("runledger_sse_streams", "Open SSE streams", registry=r)
         self.runs = Gauge("runledger_runs", "Runs by status (runs read model)", ["status"],
                           registry=r)
-        self.queue_length = Gauge("runledger_queue_length", f"Entries in {QUEUE_STREAM}",
+        self.queue_length = Gauge("runledger_queue_length", f"Entries in {QUEUE}",
                                   registry=r)
         self.queue_pending = Gauge(
             "runledger_queue_pending",
-            f"Jobs of {QUEUE_STREAM} delivered to a worker and not yet acknowledged", registry=r,
+            f"Jobs of {QUEUE} delivered to a worker and not yet acknowledged", registry=r,
         )
         self.follower_lag = Gauge(
             "runledger_follower_lag_events", "Events committed but not yet applied, per follower",
@@ -60,11 +59,11 @@ class Metrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    async def refresh(self, services: Services) -> None:
+    async def refresh(self, *, queries: RunQueries, pool: asyncpg.Pool, redis: Redis) -> None:
         """Read the system gauges; a dependency that is down zeroes its ``*_up`` gauge."""
         try:
-            counts = await services.queries.count_by_status()
-            lag = await services.follower_lag()
+            counts = await queries.count_by_status()
+            lag = await follower_lag(pool)
         except StoreError as exc:
             log.warning("metrics: database unavailable: %s", exc)
             self.database_up.set(0)
@@ -75,7 +74,7 @@ class Metrics:
             for follower, behind in lag.items():
                 self.follower_lag.labels(follower).set(behind)
         try:
-            length, pending = await queue_depth(services)
+            length, pending = await queue_depth(redis)
         except (RedisError, OSError) as exc:
             log.warning("metrics: Redis unavailable: %s", exc)
             self.redis_up.set(0)
@@ -88,11 +87,12 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def queue_depth(services: Services) -> tuple[int, int]:
-    """(entries, pending) of the job stream; both 0 before any worker created the group."""
-    length = await services.redis.xlen(QUEUE_STREAM)
+async def queue_depth(redis: Redis) -> tuple[int, int]:
+    """(entries, pending) of the job stream; pending is 0 before any worker created the
+    group."""
+    length = await redis.xlen(QUEUE)
     try:
-        summary = await services.redis.xpending(QUEUE_STREAM, QUEUE_GROUP)
+        summary = await redis.xpending(QUEUE, WORKER_GROUP)
     except ResponseError as exc:
         if "NOGROUP" not in str(exc):
             raise

@@ -40,18 +40,31 @@ def loggable_target(scope: Scope) -> str:
     return f"{scope.get('path', '')}?{urlencode(pairs)}"
 
 
-class RequestContext:
-    """Gives each request an id (``X-Request-ID``, echoed), logs and measures it, and turns
-    an unmapped exception into a logged 500 problem instead of a dropped connection."""
+class _HttpMiddleware:
+    """Acts on HTTP requests (``handle``); lifespan and other scopes pass through."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestContext(_HttpMiddleware):
+    """Gives each request an id (``X-Request-ID``, echoed), logs and measures it, and turns
+    an unmapped exception into a logged 500 problem instead of a dropped connection."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        super().__init__(app)
+        self.metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
@@ -89,18 +102,15 @@ class RequestContext:
                             loggable_target(scope), status, elapsed * 1000, request_id)
 
 
-class BodyLimit:
+class BodyLimit(_HttpMiddleware):
     """Refuses bodies over ``max_bytes`` with 413, before any route parses them: by
     Content-Length when declared, else while reading (chunked uploads)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _header(scope, b"content-length")
         chunked = "chunked" in (_header(scope, b"transfer-encoding") or "").lower()
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:

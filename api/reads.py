@@ -9,6 +9,7 @@ from uuid import UUID
 from api import views
 from api.compat import ArtifactUrl, legacy_result
 from ledger.artifacts import ArtifactNotFound, ArtifactStore
+from ledger.codec import RecordedEvent
 from ledger.errors import RunNotFound
 from ledger.store import PgEventStore
 from projections.queries import RunQueries
@@ -24,11 +25,14 @@ class RunReads:
         self._queries = queries
         self._artifacts = artifacts
 
-    async def _events(self, run_id: UUID) -> list[Row]:
-        events = [e.public() for e in await self._store.read_run(run_id)]
+    async def _recorded(self, run_id: UUID) -> list[RecordedEvent]:
+        events = await self._store.read_run(run_id)
         if not events:
             raise RunNotFound(run_id)
         return events
+
+    async def _events(self, run_id: UUID) -> list[Row]:
+        return [e.public() for e in await self._recorded(run_id)]
 
     async def run(self, run_id: UUID) -> tuple[Row, list[Row]]:
         """The run's row and steps. The read models lag the log by a moment: a run that is
@@ -36,9 +40,9 @@ class RunReads:
         row = await self._queries.get_run(run_id)
         if row is not None:
             return row, await self._queries.run_steps(run_id)
-        events = await self._events(run_id)
-        steps = [views.step_from_event(e) for e in events if e["type"] == "step"]
-        return views.row_from_events(events), steps
+        events = await self._recorded(run_id)
+        steps = [views.step_row(e) for e in events if e.type == "step"]
+        return views.run_row(events), steps
 
     async def page(
         self, *, status: str | None, test_id: UUID | None, limit: int, cursor: str | None
@@ -68,5 +72,5 @@ class RunReads:
     async def legacy(self, run_id: UUID, artifact_url: ArtifactUrl) -> dict[str, Any]:
         """The old result shape, all from one read of the run's events: status, steps and
         logs come from the same snapshot, never a lagging row beside fresher logs."""
-        events = await self._events(run_id)
-        return legacy_result(views.row_from_events(events), events, artifact_url)
+        events = await self._recorded(run_id)
+        return legacy_result(views.run_row(events), [e.public() for e in events], artifact_url)

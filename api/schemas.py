@@ -4,12 +4,13 @@ the ledger's own ``TestSpec`` (validated once, in one place); everything here is
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ledger.definition import Definition
+from ledger.domain import STEP_FIELDS, StepResult
 
 RunStatus = Literal["queued", "running", "passed", "failed", "cancelled"]
 
@@ -75,19 +76,17 @@ class Artifact(BaseModel):
     href: str = Field(description="Where to download it: the artifact route")
 
 
-class StepOut(BaseModel):
-    index: int
-    action: str
-    instruction: str
-    status: str
-    strategy: str | None
-    healed: bool
-    duration_ms: int
-    attempts: int
-    url: str | None
-    error: str | None
-    artifacts: list[Artifact]
-    details: dict[str, Any]
+def _step_fields() -> dict[str, Any]:
+    """``StepResult``'s fields (the one definition of a step), each required in a response;
+    artifact references gain their download link."""
+    hints = get_type_hints(StepResult)
+    fields: dict[str, Any] = {name: (hints[name], ...) for name in STEP_FIELDS}
+    fields["artifacts"] = (list[Artifact], ...)
+    return fields
+
+
+#: A recorded step, as ``run_steps`` holds it and the run document lists it.
+StepOut = create_model("StepOut", **_step_fields())
 
 
 class RunSummary(BaseModel):

@@ -1,9 +1,10 @@
 """Serving the app with uvicorn: what ``runledger api`` runs.
 
-uvicorn handles SIGTERM/SIGINT: it stops accepting connections, lets requests finish
-(streams are ended by sse-starlette when the server exits) for up to
-``SHUTDOWN_GRACE_SECONDS``, then runs the lifespan's shutdown, which closes what it opened.
-The access log is the app's own (``api.access``, with credentials masked), not uvicorn's.
+The signals are handled as in every runledger process (``ledger.aio.Signals``): the first
+SIGTERM/SIGINT makes uvicorn stop accepting connections, end the open streams and let
+requests finish for up to ``SHUTDOWN_GRACE_SECONDS``, then run the lifespan's shutdown,
+which closes what it opened; a second one stops at once. The access log is the app's own
+(``api.access``, with credentials masked), not uvicorn's.
 """
 
 from __future__ import annotations
@@ -15,54 +16,48 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
-from types import FrameType
 
 import uvicorn
 
 from api.app import create_app
+from api.services import CLIENT_NAME
 from api.settings import ApiSettings
-from ledger.db import create_pool
+from ledger.aio import Signals
+from ledger.db import close_quietly, connect
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, with the shutdown protocol of every runledger process: the first signal
-    stops gracefully and the process then exits 0; a second one stops at once. (uvicorn
-    itself re-raises the signal after shutting down, so the exit status would be -15.)"""
+    """uvicorn, leaving the signals to its caller: uvicorn's own handlers would re-raise
+    the signal after shutting down (exit status -15) and know no forced stop by SIGTERM."""
 
-    #: False when the caller owns the signals and stops the server through ``serve(stop=)``
-    owns_signals = True
+    #: True when this server is the whole process (``runledger api``), False when the
+    #: caller composes it with other services and stops it through ``serve(stop=)``
+    is_process = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        if not self.owns_signals or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
+        yield
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:
-            log.warning("%s again: stopping at once", signal.Signals(sig).name)
-            self.force_exit = True
+    def begin_shutdown(self) -> None:
+        """Stop accepting connections and let requests finish; open streams end at once."""
+        if self.is_process:
+            # uvicorn's own handler, which sse-starlette wraps to end the open streams now
+            # rather than after the grace period. Its flag is process-wide and never reset,
+            # so a server that is not the whole process only sets its own.
+            self.handle_exit(signal.SIGTERM, None)
         else:
-            log.info("%s: stopping (finishing requests, ending streams)",
-                     signal.Signals(sig).name)
-        super().handle_exit(sig, frame)
+            self.should_exit = True
 
 
 async def serve(settings: ApiSettings, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT, or until ``stop`` is set when given (then the caller
     owns the signals, e.g. a process running several services); the exit status: 0, 1
-    when a background task died, 3 when start-up failed (uvicorn's convention)."""
+    when a background task died, 3 when start-up failed (uvicorn's convention), 128 + N
+    when a second signal N forced the stop."""
     await _database_reachable(settings)
     failures: list[BaseException] = []
     server: _Server | None = None
@@ -70,7 +65,7 @@ async def serve(settings: ApiSettings, stop: asyncio.Event | None = None) -> int
     def on_fatal(exc: BaseException) -> None:
         failures.append(exc)
         if server is not None:
-            server.should_exit = True  # stop loudly: a supervisor restarts the process
+            server.begin_shutdown()  # stop loudly: a supervisor restarts the process
 
     config = uvicorn.Config(
         create_app(settings, on_fatal=on_fatal), host=settings.host, port=settings.port,
@@ -79,17 +74,19 @@ async def serve(settings: ApiSettings, stop: asyncio.Event | None = None) -> int
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     server = _Server(config)
+    server.is_process = stop is None
     # Everything imported and built so far lives as long as the process: keep it out of
     # the cyclic collector's full passes, which otherwise scan it all and stall every
     # open stream for milliseconds (it shows in the live tail's p99).
     gc.collect()
     gc.freeze()
+    signals = Signals(what="stopping (finishing requests, ending streams)")
     try:
-        if stop is None:
-            await server.serve()
-        else:
-            server.owns_signals = False
+        if stop is not None:
             await _serve_until(server, stop)
+        else:
+            with _handling(signals):
+                await _serve_until(server, signals.stop, signals.force_stop)
     except SystemExit as exc:
         # uvicorn exits the process (status 3) when the lifespan fails at start-up; a
         # caller composing several services gets the status instead. The error is logged.
@@ -97,23 +94,33 @@ async def serve(settings: ApiSettings, stop: asyncio.Event | None = None) -> int
     if failures:
         log.critical("API stopped after a fatal error: %s", failures[0])
         return 1
-    return 0
+    return signals.exit_code
 
 
 async def _database_reachable(settings: ApiSettings) -> None:
     """Fail fast with one clear line (``TransientStoreError``) rather than a start-up
     traceback from inside the server. Redis is not required to start: without it the API
     serves from PostgreSQL and reports itself degraded."""
-    pool = await create_pool(settings.database_url, min_size=1, max_size=1)
-    await pool.close()
+    await close_quietly(await connect(settings.database_url, application_name=CLIENT_NAME))
 
 
-async def _serve_until(server: _Server, stop: asyncio.Event) -> None:
+@contextlib.contextmanager
+def _handling(signals: Signals) -> Iterator[None]:
+    """``signals`` receive SIGINT/SIGTERM inside the block (only the main thread can)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with signals:
+        yield
+
+
+async def _serve_until(
+    server: _Server, stop: asyncio.Event, force_stop: asyncio.Event | None = None
+) -> None:
+    """Serve until ``stop`` (graceful) and ``force_stop`` (at once, if it comes)."""
     serving = asyncio.create_task(server.serve(), name="api-uvicorn")
-    stopping = asyncio.create_task(stop.wait(), name="api-stop")
+    stopping = asyncio.create_task(_stop_on(server, stop, force_stop), name="api-stop")
     try:
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
         await serving  # an error of the server is raised here
     finally:
         stopping.cancel()
@@ -122,3 +129,13 @@ async def _serve_until(server: _Server, stop: asyncio.Event) -> None:
             serving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await serving
+
+
+async def _stop_on(
+    server: _Server, stop: asyncio.Event, force_stop: asyncio.Event | None
+) -> None:
+    await stop.wait()
+    server.begin_shutdown()
+    if force_stop is not None:
+        await force_stop.wait()
+        server.force_exit = True

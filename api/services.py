@@ -3,9 +3,9 @@
 ``open_services`` is entered by the app's lifespan: the pool, Redis, the shared
 ``LogListener`` and two background tasks — the stream hub (one XREAD for all live tails)
 and the expiry of idempotency keys. Resources are closed in reverse order, in ``finally``;
-the tasks are owned, named and supervised: if one dies of anything but the transient
-errors it handles itself, ``on_fatal`` is called (the CLI stops the server) and ``/health``
-reports degraded until then.
+the tasks are owned, named and supervised (``ledger.aio.supervise``): if one dies of
+anything but the transient errors it handles itself, the other is stopped, ``on_fatal`` is
+called (the CLI stops the server) and ``/health`` reports degraded until then.
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from api.metrics import Metrics
 from api.reads import RunReads
 from api.settings import ApiSettings
 from api.tail import RunTail
+from ledger.aio import supervise, wait_any
 from ledger.artifacts import FileArtifactStore
 from ledger.db import create_pool
 from ledger.errors import StoreError
 from ledger.settings import redact
 from ledger.store import LogListener, PgEventStore
-from projections.follower import follower_lag
 from projections.queries import RunQueries
 
 log = logging.getLogger(__name__)
 
 JANITOR_INTERVAL_SECONDS = 3600.0
-STOP_DEADLINE_SECONDS = 5.0
+STOP_DEADLINE_SECONDS = 5.0  # for the background tasks, once asked to stop
 REDIS_POOL_WAIT_SECONDS = 2.0
 COMMAND_CONNECTIONS = 10
 #: how the API's connections show in ``CLIENT LIST``
@@ -64,11 +64,6 @@ class Services:
     metrics: Metrics
     #: set when a background task died: the process is unhealthy
     failure: BaseException | None = field(default=None)
-    #: set when shutdown begins: background tasks then end by design
-    closing: bool = field(default=False)
-
-    async def follower_lag(self) -> dict[str, int]:
-        return await follower_lag(self.pool)
 
 
 def redis_pool(settings: ApiSettings, max_connections: int) -> BlockingConnectionPool:
@@ -87,7 +82,8 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(
-            settings.database_url, min_size=1, max_size=settings.database_pool_size
+            settings.database_url, min_size=1, max_size=settings.database_pool_size,
+            application_name=CLIENT_NAME,
         )
         stack.push_async_callback(pool.close)
         redis = Redis.from_pool(redis_pool(settings, COMMAND_CONNECTIONS))
@@ -112,58 +108,49 @@ async def open_services(
                          poll_seconds=settings.listen_poll_seconds),
             metrics=metrics,
         )
-        tasks = [asyncio.create_task(work, name=name) for name, work in (
-            ("api-stream-hub", hub.run()),
-            ("api-idempotency-janitor", _expire_keys(services)),
-        )]
-        for task in tasks:
-            task.add_done_callback(lambda done: _supervise(done, services, on_fatal))
-        stack.push_async_callback(_stop_tasks, services, tasks)
+        stop = asyncio.Event()
+        background = asyncio.create_task(_run_background(services, stop, on_fatal),
+                                         name="api-background")
+        stack.push_async_callback(_stop_background, stop, background)
         log.info("API services ready: database %s, redis %s", redact(settings.database_url),
                  redact(settings.redis_url))
         yield services
 
 
-async def _expire_keys(services: Services) -> None:
-    """Delete expired idempotency keys hourly. Expired keys are already ignored when
-    looked up; this only keeps the table small. Several replicas may run it: deletes are
-    idempotent."""
-    while True:
+async def _run_background(services: Services, stop: asyncio.Event,
+                          on_fatal: OnFatal | None) -> None:
+    """The background tasks until ``stop``. The hub is asked to stop through its event
+    (cancelling it is unsafe, see ``api.hub``); when one task dies, the other is stopped
+    and the death is reported: ``/health`` then says degraded and ``on_fatal`` is called."""
+    halt = asyncio.Event()  # what the tasks watch: set on stop or when one of them died
+    try:
+        await supervise([
+            ("api-stream-hub", services.hub.run(halt)),
+            ("api-idempotency-janitor", _expire_keys(services.commands, halt)),
+        ], stop=stop, halt=halt, grace_seconds=STOP_DEADLINE_SECONDS)
+    except Exception as exc:
+        log.critical("a background task died; the API is unhealthy", exc_info=exc)
+        services.failure = exc
+        if on_fatal is not None:
+            on_fatal(exc)
+
+
+async def _stop_background(stop: asyncio.Event, background: asyncio.Task[None]) -> None:
+    stop.set()
+    # Bounded by supervise's grace; a death was reported when it happened.
+    await background
+
+
+async def _expire_keys(commands: RunCommands, stop: asyncio.Event) -> None:
+    """Delete expired idempotency keys hourly until ``stop``. Expired keys are already
+    ignored when looked up; this only keeps the table small. Several replicas may run it:
+    deletes are idempotent."""
+    while not stop.is_set():
         try:
-            deleted = await services.commands.delete_expired_keys()
+            deleted = await commands.delete_expired_keys()
         except StoreError as exc:  # the database is down or restarting: try next time
             log.warning("expiring idempotency keys failed, will retry: %s", exc)
         else:
             if deleted:
                 log.info("expired %d idempotency key(s)", deleted)
-        await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
-
-
-def _supervise(task: asyncio.Task[None], services: Services, on_fatal: OnFatal | None) -> None:
-    if task.cancelled() or (services.closing and task.exception() is None):
-        return
-    exc = task.exception()
-    if exc is None:
-        exc = RuntimeError(f"background task {task.get_name()} returned unexpectedly")
-    log.critical("background task %s died; the API is unhealthy", task.get_name(),
-                 exc_info=exc)
-    services.failure = exc
-    if on_fatal is not None:
-        on_fatal(exc)
-
-
-async def _stop_tasks(services: Services, tasks: list[asyncio.Task[None]]) -> None:
-    """The hub is asked to stop (cancelling it is unsafe, see ``api.hub``); the janitor,
-    which only sleeps or runs one short query, is cancelled. Each gets a deadline."""
-    services.closing = True
-    await services.hub.stop()
-    for task in tasks:
-        if task.get_name() != "api-stream-hub":
-            task.cancel()
-    _, late = await asyncio.wait(tasks, timeout=STOP_DEADLINE_SECONDS)
-    for task in late:
-        log.warning("%s did not stop within %.0fs; cancelling it", task.get_name(),
-                    STOP_DEADLINE_SECONDS)
-        task.cancel()
-    # Errors were reported by _supervise when the tasks died; here they only end.
-    await asyncio.gather(*tasks, return_exceptions=True)
+        await wait_any(stop, seconds=JANITOR_INTERVAL_SECONDS)

@@ -21,28 +21,53 @@ def _split(value: Any) -> Any:
 class ApiSettings(DatabaseSettings, RedisSettings):
     """``runledger api``. Without ``API_KEYS`` every route is open (a warning is logged)."""
 
-    #: comma-separated keys accepted as ``Authorization: Bearer`` / ``X-API-Key``
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    #: comma-separated origins allowed by CORS (``*`` for any); empty disables CORS
-    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
-    max_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
-    artifacts_dir: Path = Path(".runledger/artifacts")
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8000
-    #: proxies whose X-Forwarded-For/-Proto are trusted (comma-separated IPs, or ``*``)
-    forwarded_allow_ips: str = "127.0.0.1"
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated keys accepted as `Authorization: Bearer <key>` or "
+        "`X-API-Key: <key>`; unset leaves every route open (a warning is logged).",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated origins allowed by CORS (`*` for any); unset disables CORS.",
+    )
+    max_body_bytes: Annotated[int, Field(gt=0)] = Field(
+        1024 * 1024, description="Largest request body in bytes; a larger one gets 413."
+    )
+    artifacts_dir: Path = Field(
+        Path(".runledger/artifacts"),
+        description="Directory of the screenshot and trace files the worker stores; the API "
+        "serves them from here, so point both at the same place.",
+    )
+    host: str = Field("127.0.0.1", description="Interface `runledger api` binds (`--host` wins).")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        8000, description="Port `runledger api` binds (`--port` wins)."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are trusted "
+        "(comma-separated addresses, or `*`).",
+    )
 
-    #: keep-alive comment interval on SSE streams
-    sse_ping_seconds: Annotated[float, Field(gt=0)] = 15.0
-    #: how long the stream hub's ``XREAD BLOCK`` waits; a tail without an entry for this
-    #: long also checks PostgreSQL
-    stream_block_ms: Annotated[int, Field(ge=100, le=60_000)] = 5000
-    #: after a Redis failure, a tail reads PostgreSQL (woken by LISTEN) this long before retrying
-    redis_retry_seconds: Annotated[float, Field(gt=0)] = 2.0
-    #: polling interval of the PostgreSQL fallback when LISTEN is unavailable
-    listen_poll_seconds: Annotated[float, Field(gt=0)] = 1.0
-    #: how long an ``Idempotency-Key`` keeps returning the same run
-    idempotency_ttl_seconds: Annotated[int, Field(gt=0)] = 24 * 3600
+    sse_ping_seconds: Annotated[float, Field(gt=0)] = Field(
+        15.0, description="Seconds between keep-alive comments on an SSE stream."
+    )
+    stream_block_ms: Annotated[int, Field(ge=100, le=60_000)] = Field(
+        5000,
+        description="Milliseconds one `XREAD BLOCK` of the stream hub waits; a tail without "
+        "an entry for this long also checks PostgreSQL.",
+    )
+    redis_retry_seconds: Annotated[float, Field(gt=0)] = Field(
+        2.0,
+        description="After a Redis failure, seconds a tail follows PostgreSQL (woken by "
+        "LISTEN) before it tries Redis again.",
+    )
+    listen_poll_seconds: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="Seconds between polls of PostgreSQL when LISTEN is unavailable."
+    )
+    idempotency_ttl_seconds: Annotated[int, Field(gt=0)] = Field(
+        24 * 3600,
+        description="Seconds an `Idempotency-Key` on `POST /runs` keeps returning the same run.",
+    )
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

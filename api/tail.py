@@ -20,33 +20,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
-import orjson
 from redis.exceptions import RedisError
 
 from api.hub import StreamHub, Subscription
 from ledger.domain import TERMINAL_TYPES
 from ledger.errors import RunNotFound, TransientStoreError
 from ledger.store import LogListener, PgEventStore
+from ledger.streams import decode_event, entry_version, stream_key
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 Event = dict[str, Any]  # the public shape: {run_id, version, type, timestamp, data}
-
-
-def stream_key(run_id: UUID) -> str:
-    return f"run_events:{run_id}"
-
-
-def from_entry(run_id: UUID, fields: dict[str, str]) -> Event:
-    """A relay stream entry in the same public shape as ``RecordedEvent.public()``."""
-    return {
-        "run_id": str(run_id),
-        "version": int(fields["version"]),
-        "type": fields["type"],
-        "timestamp": fields["timestamp"],
-        "data": orjson.loads(fields["data"]),
-    }
 
 
 class RunTail:
@@ -168,7 +153,7 @@ class _Reader:
         events: list[Event] = []
         expected = last + 1
         for fields in entries:
-            version = int(fields["version"])
+            version = entry_version(fields)
             if version < expected:
                 continue  # already delivered (history overlap or a re-published entry)
             if version > expected:
@@ -180,7 +165,7 @@ class _Reader:
                     # events, so this is not expected): stop here; the next PostgreSQL
                     # check, at the latest after a block, delivers the rest.
                     break
-            events.append(from_entry(self.run_id, fields))
+            events.append(decode_event(self.run_id, fields))
             expected = version + 1
         return events
 

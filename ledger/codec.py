@@ -1,9 +1,15 @@
-"""Event encoding: JSON via orjson, pluggable into ``eventsourcing``'s own ``Mapper``.
+"""Event encoding and the one decode path every reader goes through.
 
 Event payloads are JSON-native by design (ids as strings, lists, dicts) except the
-``timestamp`` every event carries, which this transcoder restores to an aware datetime.
-Because it implements the library's ``Transcoder`` contract, the library's mapper and
-recorders read exactly what our asyncpg store writes.
+``timestamp`` every event carries. ``OrjsonTranscoder`` implements the library's
+``Transcoder`` contract, so the library's mapper and recorders read exactly what our asyncpg
+store writes (a test proves it).
+
+Reading is one function, ``decode_state``: JSON → dict, then **upcast** to the current
+``class_version`` of the event's class (``upcast_v1_v2`` … static methods, as
+``eventsourcing`` defines them). The aggregate (``to_domain_event``) and every read model,
+the relay, history and SSE (``RecordedEvent.from_row``) are built on it, so a versioned
+event is seen in its current shape by all of them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import Mapper, Transcoder
 
-from ledger.domain import TOPIC_TYPES
+from ledger.domain import EVENT_CLASSES, TOPIC_TYPES
+from ledger.errors import UndecodableEvent
 
 MAX_EVENT_BYTES = 16 * 1024
 
@@ -38,6 +45,50 @@ def make_mapper() -> Mapper[UUID]:
     return Mapper(transcoder=OrjsonTranscoder())
 
 
+_CLASSES_BY_TOPIC: dict[str, type[Any]] = {cls.TOPIC: cls for cls in EVENT_CLASSES.values()}
+
+
+def upcast(cls: type[Any] | None, state: dict[str, Any]) -> dict[str, Any]:
+    """Bring a stored state up to ``cls``'s ``class_version`` in place (and drop the
+    version marker). Unknown classes (events added by a newer release) pass unchanged."""
+    stored = state.pop("class_version", 1)
+    current = getattr(cls, "class_version", 1)
+    while stored < current:
+        getattr(cls, f"upcast_v{stored}_v{stored + 1}")(state)
+        stored += 1
+    return state
+
+
+def decode_state(topic: str, state: bytes) -> tuple[type[Any] | None, dict[str, Any]]:
+    """The event class of ``topic`` (None when this release does not know it) and the stored
+    state as a dict in that class's current shape. ``timestamp`` stays an ISO string.
+
+    Raises ``UndecodableEvent`` when the state is not a JSON object or an upcaster fails.
+    """
+    cls = _CLASSES_BY_TOPIC.get(topic)
+    try:
+        data = orjson.loads(state)
+        if not isinstance(data, dict):
+            raise TypeError(f"state is {type(data).__name__}, not an object")
+        return cls, upcast(cls, data)
+    except Exception as exc:
+        raise UndecodableEvent(f"event {topic} cannot be decoded: {exc}") from exc
+
+
+def to_domain_event(originator_id: UUID, version: int, topic: str, state: bytes) -> Any:
+    """A stored event as the aggregate's event object (for ``Run`` replay)."""
+    cls, data = decode_state(topic, state)
+    if cls is None:
+        raise UndecodableEvent(f"unknown event topic {topic!r}")
+    data["timestamp"] = datetime.fromisoformat(data["timestamp"])
+    data["originator_id"] = originator_id
+    data["originator_version"] = version
+    # How the library's own mapper builds events: frozen dataclasses, no __init__ re-run.
+    event = object.__new__(cls)
+    object.__setattr__(event, "__dict__", data)
+    return event
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedEvent:
     """A stored event in its public shape: what followers, the API and Redis see."""
@@ -53,10 +104,15 @@ class RecordedEvent:
     def from_row(
         cls, notification_id: int, run_id: UUID, version: int, topic: str, state: bytes
     ) -> RecordedEvent:
-        data = orjson.loads(state)
+        _, data = decode_state(topic, state)
         timestamp = data.pop("timestamp")
         data.pop("originator_topic", None)
         return cls(notification_id, run_id, version, TOPIC_TYPES.get(topic, topic), timestamp, data)
+
+    @property
+    def at(self) -> datetime:
+        """``timestamp`` as an aware datetime."""
+        return datetime.fromisoformat(self.timestamp)
 
     def public(self) -> dict[str, Any]:
         """``{run_id, version, type, timestamp, data}`` as the API and SSE present it."""
@@ -69,4 +125,12 @@ class RecordedEvent:
         }
 
 
-__all__ = ["MAX_EVENT_BYTES", "OrjsonTranscoder", "RecordedEvent", "make_mapper"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "OrjsonTranscoder",
+    "RecordedEvent",
+    "decode_state",
+    "make_mapper",
+    "to_domain_event",
+    "upcast",
+]

@@ -13,6 +13,7 @@ be renamed without breaking stored events.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -29,6 +30,47 @@ CANCELLED = "cancelled"
 STEP_STATUSES = frozenset({PASSED, FAILED})
 TERMINAL_TYPES = frozenset({"completed", "errored", "timed-out", "cancelled"})
 TIMEOUT_MESSAGE = "Execution timeout"
+
+
+# Not slotted: the ``step`` event class inherits these fields (one definition of a step).
+@dataclass(frozen=True)
+class StepResult:
+    """One finished step: what the executor reports and what a ``step`` event holds.
+
+    The one public shape of a step: the ``step`` event's data, the ``run_steps`` row and
+    the API's step document are built from these fields (``STEP_FIELDS``).
+    """
+
+    index: int
+    action: str
+    instruction: str
+    status: str  # passed | failed
+    strategy: str | None = None  # selector | memory | dom | llm
+    healed: bool = False
+    duration_ms: int = 0
+    attempts: int = 1
+    url: str | None = None
+    error: str | None = None
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    #: executor specifics: chosen locator, heal (old/new/score), dismissed popups …
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_event_data(self) -> dict[str, Any]:
+        """The fields as a ``step`` event stores them (fresh containers, ints as ints)."""
+        data = {name: getattr(self, name) for name in STEP_FIELDS}
+        data["duration_ms"] = int(self.duration_ms)
+        data["artifacts"] = list(self.artifacts or ())
+        data["details"] = dict(self.details or {})
+        return data
+
+    @classmethod
+    def from_event_data(cls, data: dict[str, Any]) -> StepResult:
+        """The step a ``step`` event's (decoded, upcast) data describes."""
+        return cls(**{name: data[name] for name in STEP_FIELDS if name in data})
+
+
+#: a step's fields, in the order events, rows and documents list them
+STEP_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepResult))
 
 
 class Run(Aggregate):
@@ -63,22 +105,11 @@ class Run(Aggregate):
             run.worker = self.worker
             run.started_at = self.timestamp
 
-    class StepRecorded(Event):
+    class StepRecorded(StepResult, Event):
+        """A step finished: its fields are ``StepResult``'s, defined once."""
+
         TOPIC = "runledger:Run.StepRecorded"
         TYPE: ClassVar[str] = "step"
-        index: int
-        action: str
-        instruction: str
-        status: str
-        strategy: str | None
-        healed: bool
-        duration_ms: int
-        attempts: int
-        url: str | None
-        error: str | None
-        artifacts: list[dict[str, Any]]
-        #: executor specifics: chosen locator, heal (old/new/score), dismissed popups …
-        details: dict[str, Any]
 
         def apply(self, run: Run) -> None:
             run.last_step = self.index
@@ -96,7 +127,7 @@ class Run(Aggregate):
         kind: str
 
         def apply(self, run: Run) -> None:
-            run.finish(FAILED, self.TYPE, self.message)
+            run._finish(FAILED, self.TYPE, self.message)
 
     class TimedOut(Event):
         TOPIC = "runledger:Run.TimedOut"
@@ -106,7 +137,7 @@ class Run(Aggregate):
         detected_by: str
 
         def apply(self, run: Run) -> None:
-            run.finish(FAILED, self.TYPE, self.message)
+            run._finish(FAILED, self.TYPE, self.message)
 
     class Completed(Event):
         TOPIC = "runledger:Run.Completed"
@@ -118,7 +149,7 @@ class Run(Aggregate):
         error_step: int | None
 
         def apply(self, run: Run) -> None:
-            run.finish(self.status, self.TYPE, self.error)
+            run._finish(self.status, self.TYPE, self.error)
 
     class Cancelled(Event):
         TOPIC = "runledger:Run.Cancelled"
@@ -126,7 +157,7 @@ class Run(Aggregate):
         reason: str
 
         def apply(self, run: Run) -> None:
-            run.finish(CANCELLED, self.TYPE, self.reason)
+            run._finish(CANCELLED, self.TYPE, self.reason)
 
     def __init__(
         self,
@@ -187,36 +218,17 @@ class Run(Aggregate):
             Run.Started, worker=worker, attempt=attempt or self.attempt, browser=browser
         )
 
-    def record_step(
-        self,
-        *,
-        index: int,
-        action: str,
-        instruction: str,
-        status: str,
-        strategy: str | None = None,
-        healed: bool = False,
-        duration_ms: int = 0,
-        attempts: int = 1,
-        url: str | None = None,
-        error: str | None = None,
-        artifacts: list[dict[str, Any]] | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
+    def record_step(self, step: StepResult) -> None:
+        """Record one finished step, as the executor reported it."""
         self._require(self.status == RUNNING, Run.StepRecorded)
-        if index <= self.last_step:
+        if step.index <= self.last_step:
             raise InvalidTransition(
                 self.id, self.state_name, Run.StepRecorded.TYPE,
-                f"step index {index} is not after the last recorded step {self.last_step}",
+                f"step index {step.index} is not after the last recorded step {self.last_step}",
             )
-        if status not in STEP_STATUSES:
-            raise ValueError(f"step status must be passed or failed, got {status!r}")
-        self.trigger_event(
-            Run.StepRecorded, index=index, action=action, instruction=instruction,
-            status=status, strategy=strategy, healed=healed, duration_ms=int(duration_ms),
-            attempts=attempts, url=url, error=error, artifacts=list(artifacts or ()),
-            details=dict(details or {}),
-        )
+        if step.status not in STEP_STATUSES:
+            raise ValueError(f"step status must be passed or failed, got {step.status!r}")
+        self.trigger_event(Run.StepRecorded, **step.as_event_data())
 
     def complete(
         self,
@@ -263,7 +275,7 @@ class Run(Aggregate):
             return f"finished ({self.terminal_event})"
         return self.status
 
-    def finish(self, status: str, terminal_event: str, error: str | None) -> None:
+    def _finish(self, status: str, terminal_event: str, error: str | None) -> None:
         # Called only by terminal events' apply(): one place owns "what finished means".
         self.status = status
         self.terminal_event = terminal_event
@@ -290,6 +302,6 @@ EVENT_CLASSES: dict[str, type[Any]] = {
 TOPIC_TYPES: dict[str, str] = {cls.TOPIC: name for name, cls in EVENT_CLASSES.items()}
 
 
-def event_type(event: object) -> str:
+def event_type(event: Run.Event | Run.Queued) -> str:
     """The public type name (``queued``, ``step`` …) of a run event."""
-    return type(event).TYPE  # type: ignore[attr-defined]
+    return event.TYPE

@@ -15,9 +15,9 @@ from importlib import resources
 
 import asyncpg
 
+from ledger.db import translated
 from ledger.errors import MigrationError
 from ledger.sql import load_queries
-from ledger.store import translated
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import ConfigurationError
@@ -37,9 +37,23 @@ def _check_url(value: str, schemes: tuple[str, ...], name: str) -> str:
 
 
 class DatabaseSettings(Settings):
-    database_url: str
-    database_pool_size: int = 10
-    lock_timeout_seconds: float = 5.0
+    """PostgreSQL, which holds the event log and the read models."""
+
+    database_url: str = Field(
+        description="PostgreSQL holding the event log and read models, "
+        "`postgresql://user:password@host:port/name`; required by every command except "
+        "`runledger dev`, which starts its own when it is unset.",
+        examples=["postgresql://postgres@127.0.0.1:5432/runledger"],
+    )
+    database_pool_size: int = Field(
+        10,
+        description="Most connections in a process's pool (the worker takes at least "
+        "WORKER_CONCURRENCY + 4, the projector at most 2).",
+    )
+    lock_timeout_seconds: float = Field(
+        5.0,
+        description="Seconds an append waits for the event log's write lock before it fails.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -48,7 +62,14 @@ class DatabaseSettings(Settings):
 
 
 class RedisSettings(Settings):
-    redis_url: str
+    """Redis or Valkey, which carries the derived streams (``runs:queue``, ``run_events:{id}``)."""
+
+    redis_url: str = Field(
+        description="Redis or Valkey carrying `runs:queue` and the `run_events:{id}` streams, "
+        "`redis://host:port/db`; required by every command except `runledger dev`, which "
+        "starts its own when it is unset.",
+        examples=["redis://127.0.0.1:6379/0"],
+    )
 
     @field_validator("redis_url")
     @classmethod

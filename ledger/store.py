@@ -10,7 +10,6 @@ tailing readers on NOTIFY, with a polling fallback and a stop signal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -18,14 +17,15 @@ from uuid import UUID
 
 import asyncpg
 
-from ledger.codec import MAX_EVENT_BYTES, RecordedEvent, make_mapper
+from ledger.aio import wait_any
+from ledger.codec import MAX_EVENT_BYTES, RecordedEvent, make_mapper, to_domain_event
+from ledger.db import close_quietly, connect, translated
 from ledger.domain import Run, event_type
 from ledger.errors import (
     ConcurrencyConflict,
     EventTooLarge,
     RunNotFound,
     StoreError,
-    TransientStoreError,
     UndecodableEvent,
 )
 from ledger.sql import load_queries
@@ -35,55 +35,6 @@ log = logging.getLogger(__name__)
 Q = load_queries("ledger", "event_store.sql")
 CHANNEL = "runledger_events"
 
-# SQLSTATE classes/codes after which retrying the same operation can succeed.
-_TRANSIENT_SQLSTATES = {
-    "55P03",  # lock_not_available (lock_timeout)
-    "40001",  # serialization_failure
-    "40P01",  # deadlock_detected
-    "53300",  # too_many_connections
-    "57P01",  # admin_shutdown
-    "57P02",  # crash_shutdown
-    "57P03",  # cannot_connect_now
-}
-
-
-def translate(exc: BaseException) -> StoreError:
-    """Map a driver or socket error to the ledger's tree (the seam's single translation)."""
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(
-        exc,
-        asyncpg.ConnectionDoesNotExistError
-        # asyncpg raises this when a connection is killed in the middle of a query
-        # ("cannot switch to state …"): the connection is gone, not the data wrong.
-        | asyncpg.InternalClientError
-        | asyncpg.InterfaceError
-        | asyncpg.ConnectionFailureError
-        | ConnectionError
-        | OSError
-        | TimeoutError,
-    ):
-        return TransientStoreError(f"database connection failed: {exc}")
-    sqlstate = getattr(exc, "sqlstate", None)
-    if sqlstate in _TRANSIENT_SQLSTATES or (sqlstate or "").startswith("08"):
-        return TransientStoreError(f"database temporarily unavailable ({sqlstate}): {exc}")
-    return StoreError(f"database error ({sqlstate}): {exc}")
-
-
-@contextlib.contextmanager
-def translated() -> Any:
-    """Translate driver errors raised inside the block (domain errors pass through)."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except (
-        asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
-        TimeoutError,
-    ) as exc:
-        raise translate(exc) from exc
-
-
 class PgEventStore:
     """Appends and reads run events in PostgreSQL. It is handed a pool and never closes it."""
 
@@ -92,6 +43,10 @@ class PgEventStore:
         self._mapper = make_mapper()
         self._transcoder = self._mapper.transcoder
         self._lock_timeout = f"{int(lock_timeout_seconds * 1000)}ms"
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -172,10 +127,10 @@ class PgEventStore:
             rows = await self._pool.fetch(Q["run_events"], run_id, 0, None)
         if not rows:
             raise RunNotFound(run_id)
-        run: Any = None
+        run: Run | None = None
         for row in rows:
             try:
-                run = self._mapper.to_domain_event(_stored(row)).mutate(run)
+                run = to_domain_event(*row[1:]).mutate(run)
             except Exception as exc:
                 # An unknown topic, a payload this code cannot read, an out-of-sequence
                 # version: deterministic, so retrying cannot help; the caller decides.
@@ -183,6 +138,8 @@ class PgEventStore:
                     f"run {run_id}: event v{row['originator_version']} ({row['topic']}) "
                     f"cannot be replayed: {exc}"
                 ) from exc
+        if not isinstance(run, Run):
+            raise UndecodableEvent(f"run {run_id}: its events do not replay into a run")
         return run
 
     async def read_run(
@@ -200,9 +157,7 @@ class PgEventStore:
 
     async def read_after(self, notification_id: int, limit: int = 1000) -> list[RecordedEvent]:
         """Up to ``limit`` events after ``notification_id``, in commit (= id) order."""
-        with translated():
-            rows = await self._pool.fetch(Q["events_after"], notification_id, limit)
-        return [RecordedEvent.from_row(*row) for row in rows]
+        return await read_log(self._pool, notification_id, limit)
 
     async def iter_after(
         self, notification_id: int, batch_size: int = 1000
@@ -218,18 +173,27 @@ class PgEventStore:
     async def head_id(self) -> int:
         """The highest notification id in the log (0 when empty)."""
         with translated():
-            return await self._pool.fetchval(Q["head_id"])
+            return int(await self._pool.fetchval(Q["head_id"]))
 
 
-def _stored(row: asyncpg.Record) -> Any:
-    from eventsourcing.persistence import StoredEvent
+async def read_log(
+    db: asyncpg.Pool | asyncpg.Connection, after: int, limit: int, *, upto: int | None = None
+) -> list[RecordedEvent]:
+    """Up to ``limit`` events after notification id ``after`` (and, with ``upto``, not past
+    it), in commit (= id) order, decoded. The one way to read the log by position: followers,
+    the relay's repair and rebuild all go through it, on a pool or their own connection."""
+    with translated():
+        rows = await db.fetch(Q["events_after"], after, limit, upto)
+    return [RecordedEvent.from_row(*row) for row in rows]
 
-    return StoredEvent(
-        originator_id=row["originator_id"],
-        originator_version=row["originator_version"],
-        topic=row["topic"],
-        state=row["state"],
-    )
+
+async def read_runs(
+    db: asyncpg.Pool | asyncpg.Connection, run_ids: Sequence[UUID], upto: int
+) -> list[RecordedEvent]:
+    """Every event of ``run_ids`` up to notification id ``upto``, by run then version."""
+    with translated():
+        rows = await db.fetch(Q["events_of_runs"], list(run_ids), upto)
+    return [RecordedEvent.from_row(*row) for row in rows]
 
 
 class LogListener:
@@ -255,9 +219,7 @@ class LogListener:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(conn.close(timeout=2))
+        await close_quietly(conn)
 
     @property
     def listening(self) -> bool:
@@ -269,12 +231,15 @@ class LogListener:
         if now < self._retry_at:
             return
         self._retry_at = now + self._poll_interval
+        conn = None
         try:
-            conn = await asyncpg.connect(self._dsn, timeout=5)
-            await conn.add_listener(CHANNEL, self._bump)
+            conn = await connect(self._dsn, application_name="runledger listener")
+            with translated():
+                await conn.add_listener(CHANNEL, self._bump)
             conn.add_termination_listener(self._on_terminated)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except StoreError as exc:
             log.warning("LISTEN connection failed, polling instead: %s", exc)
+            await close_quietly(conn)
             return
         self._conn = conn
         # Events may have committed while nobody was listening.
@@ -301,15 +266,6 @@ class LogListener:
             return False
         if self.generation != since:
             return True
-        waiters = [asyncio.ensure_future(self._changed.wait())]
-        if stop is not None:
-            waiters.append(asyncio.ensure_future(stop.wait()))
-        try:
-            await asyncio.wait(
-                waiters, timeout=poll_after or self._poll_interval,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        events = [self._changed] if stop is None else [self._changed, stop]
+        await wait_any(*events, seconds=poll_after or self._poll_interval)
         return not (stop is not None and stop.is_set())

@@ -33,30 +33,30 @@ checkpoint; any other error ends ``run()`` with ``FollowerError``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
-import orjson
 
+from ledger.aio import Backoff, wait_any
 from ledger.codec import RecordedEvent
+from ledger.db import close_quietly, connect, translated
 from ledger.errors import StoreError, TransientStoreError
 from ledger.sql import load_queries
-from ledger.store import LogListener, translated
+from ledger.store import LogListener, read_log
 from projections.errors import FollowerError, RelayUnavailable
 
 log = logging.getLogger(__name__)
 
 Q = load_queries("projections", "follower.sql")
-LOG = load_queries("ledger", "event_store.sql")
 
 ApplyBatch = Callable[[asyncpg.Connection, Sequence[RecordedEvent]], Awaitable[None]]
 
 #: errors after which the same batch may succeed later
 TRANSIENT = (TransientStoreError, RelayUnavailable)
-MAX_BACKOFF_SECONDS = 5.0
+#: how long a follower waits before re-reading from its checkpoint after a transient error
+BACKOFF = Backoff(base_seconds=0.1, max_seconds=5.0)
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class FollowerRunner:
                 log.warning("follower %s: lost its lock connection; standing by", self.name)
             finally:
                 self.active = False
-                await _close(lock)
+                await close_quietly(lock)
 
     # -- the lock ---------------------------------------------------------------------------
 
@@ -165,8 +165,10 @@ class FollowerRunner:
             while not self._stop.is_set():
                 try:
                     if conn is None or conn.is_closed():
-                        conn = await _connect(self._dsn, self.name)
-                    if await conn.fetchval(Q["try_lock"], self.name):
+                        conn = await connect(self._dsn, application_name=f"runledger {self.name}")
+                    with translated():
+                        locked = await conn.fetchval(Q["try_lock"], self.name)
+                    if locked:
                         log.info("follower %s: active (lock acquired)", self.name)
                         self.active = True
                         found, conn = conn, None
@@ -175,16 +177,15 @@ class FollowerRunner:
                         log.info("follower %s: standing by (another instance is active)",
                                  self.name)
                         announced = True
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
-                        TimeoutError) as exc:
+                except StoreError as exc:
                     log.warning("follower %s: cannot reach the database for its lock: %s",
                                 self.name, exc)
-                    await _close(conn)
+                    await close_quietly(conn)
                     conn = None
-                await _wait(self._stop, self._standby_retry)
+                await wait_any(self._stop, seconds=self._standby_retry)
             return None
         finally:
-            await _close(conn)
+            await close_quietly(conn)
 
     # -- following ------------------------------------------------------------------------
 
@@ -205,12 +206,12 @@ class FollowerRunner:
                 position = None
             except TRANSIENT as exc:
                 failures += 1
-                delay = min(MAX_BACKOFF_SECONDS, 0.05 * 2**failures)
+                delay = BACKOFF.delay(failures)
                 log.warning("follower %s: %s; retrying from the checkpoint in %.2fs",
                             self.name, exc, delay)
                 # The failed batch may or may not have committed: the checkpoint knows.
                 position = None
-                await _wait(self._stop, delay)
+                await wait_any(self._stop, seconds=delay)
 
     async def _resume(self, conn: asyncpg.Connection) -> int:
         with translated():
@@ -226,9 +227,7 @@ class FollowerRunner:
         # Take the generation before reading: a commit notified after the read then makes
         # the wait below return at once instead of sleeping through it.
         generation = self._listener.generation
-        with translated():
-            rows = await conn.fetch(LOG["events_after"], position, self._batch_size)
-        events = [RecordedEvent.from_row(*row) for row in rows]
+        events = await read_log(conn, position, self._batch_size)
         if events:
             position = await self._apply(conn, events, position)
         if self.follower.maintain is not None:
@@ -241,7 +240,7 @@ class FollowerRunner:
         if len(events) < self._batch_size:
             await self._listener.wait(generation, self._stop)
             if self.follower.linger_seconds and self._listener.generation != generation:
-                await _wait(self._stop, self.follower.linger_seconds)
+                await wait_any(self._stop, seconds=self.follower.linger_seconds)
         return position
 
     async def _apply(
@@ -322,32 +321,3 @@ async def follower_lag(pool: asyncpg.Pool) -> dict[str, int]:
     with translated():
         rows = await pool.fetch(Q["lag"])
     return {row["name"]: row["lag"] for row in rows}
-
-
-# The server drops a silent client (frozen host, network partition) within ~25 s, which
-# releases its lock for a standby; a killed process is noticed at once anyway.
-_SESSION = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5",
-            "tcp_keepalives_count": "3"}
-
-
-async def _connect(dsn: str, name: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(
-        dsn, timeout=5, server_settings={**_SESSION, "application_name": f"runledger {name}"})
-    # The same jsonb codec as ledger.db's pools, for followers that read or write jsonb.
-    await conn.set_type_codec(
-        "jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
-        schema="pg_catalog",
-    )
-    return conn
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    """Wait ``seconds`` or until ``stop`` is set, whichever comes first."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def _close(conn: asyncpg.Connection | None) -> None:
-    if conn is not None and not conn.is_closed():
-        with contextlib.suppress(Exception):
-            await asyncio.shield(conn.close(timeout=2))

@@ -17,8 +17,8 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from ledger.db import translated
 from ledger.sql import load_queries
-from ledger.store import translated
 from projections.errors import InvalidCursor
 
 Q = load_queries("projections", "queries.sql")

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from ledger.codec import RecordedEvent
-from ledger.db import create_pool
+from ledger.db import close_quietly, connect, create_pool, translated
 from ledger.errors import StoreError
 from ledger.sql import load_queries
-from ledger.store import PgEventStore, translated
+from ledger.store import PgEventStore, read_log
 from projections import locator_memory, runs, steps
 from projections.errors import RebuildError
 from projections.follower import ReadModel
@@ -90,8 +90,7 @@ async def rebuild(
     began = time.perf_counter()
     pool = await create_pool(dsn, min_size=2, max_size=2)
     try:
-        with translated():
-            writer = await asyncpg.connect(dsn)
+        writer = await connect(dsn, application_name="runledger rebuild")
         try:
             await _lock(writer)
             try:
@@ -111,8 +110,7 @@ async def rebuild(
                 with contextlib.suppress(Exception):
                     await asyncio.shield(writer.fetchval(Q["unlock"]))
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(writer.close(timeout=5))
+            await close_quietly(writer, seconds=5)
     finally:
         await asyncio.shield(pool.close())
     result = RebuildResult(tuple(m.name for m in models), position, events + more,
@@ -202,8 +200,7 @@ async def _catch_up(
     """Apply the events in (``after``, ``upto``] to the copies; returns (``upto``, events)."""
     position, done = after, 0
     while position < upto:
-        events = [e for e in await store.read_after(position, batch_size)
-                  if e.notification_id <= upto]
+        events = await read_log(store.pool, position, batch_size, upto=upto)
         if not events:
             break
         with translated():

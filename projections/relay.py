@@ -35,14 +35,23 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from ledger.codec import RecordedEvent
+from ledger.db import translated
 from ledger.domain import EVENT_CLASSES, TERMINAL_TYPES
 from ledger.sql import load_queries
-from ledger.store import translated
+from ledger.store import read_runs
+from ledger.streams import (
+    QUEUE,
+    RELAY_MARKER,
+    WORKER_GROUP,
+    encode_event,
+    encode_job,
+    stream_entry_id,
+    stream_key,
+)
 from projections.errors import FollowerError, RelayUnavailable
 from projections.follower import Follower
 
@@ -51,10 +60,6 @@ log = logging.getLogger(__name__)
 Q = load_queries("projections", "relay.sql")
 
 NAME = "relay"
-QUEUE = "runs:queue"
-WORKER_GROUP = "run-workers"
-MARKER = "runledger:relay:position"
-STREAM_PREFIX = "run_events:"
 _TERMINAL_TOPICS = sorted(EVENT_CLASSES[t].TOPIC for t in TERMINAL_TYPES)
 _QUEUED_TOPIC = EVENT_CLASSES["queued"].TOPIC
 _DUPLICATE = "equal or smaller than the target stream top item"
@@ -99,20 +104,6 @@ return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', best_ms, bes
 """
 
 
-def stream_key(run_id: UUID | str) -> str:
-    return f"{STREAM_PREFIX}{run_id}"
-
-
-def entry_fields(event: RecordedEvent) -> dict[str, str]:
-    """The fields of an event's stream entry (its id is ``{version}-0``)."""
-    return {
-        "type": event.type,
-        "version": str(event.version),
-        "timestamp": event.timestamp,
-        "data": orjson.dumps(event.data).decode(),
-    }
-
-
 class RedisRelay:
     """Publishes batches of the log to Redis. Handed a pool and a client; closes neither."""
 
@@ -155,7 +146,7 @@ class RedisRelay:
             self._add_entry(pipe, event)
             if event.type == "queued":
                 self._enqueue(pipe, event)
-        pipe.eval(_ADVANCE_MARKER, 1, MARKER, start, end)
+        pipe.eval(_ADVANCE_MARKER, 1, RELAY_MARKER, str(start), str(end))
         results = await _execute(pipe)
         _check(results)
         previous = int(results[-1])
@@ -178,10 +169,10 @@ class RedisRelay:
 
     async def verify(self) -> None:
         """Compare the marker with the relay's position; repair Redis when it lost data."""
-        marker = await _call(self._redis.get(MARKER))
+        marker = await _call(self._redis.get(RELAY_MARKER))
         position = self._position
         if marker is None and position == 0:
-            await _call(self._redis.set(MARKER, 0, nx=True))
+            await _call(self._redis.set(RELAY_MARKER, 0, nx=True))
         elif marker is None or int(marker) < position:
             since = None if marker is None else int(marker)
             reason = "marker missing" if marker is None else f"marker at {marker} < {position}"
@@ -202,18 +193,14 @@ class RedisRelay:
 
     def _add_entry(self, pipe: Any, event: RecordedEvent) -> None:
         key = stream_key(event.run_id)
-        pipe.xadd(key, entry_fields(event), id=f"{event.version}-0")
+        pipe.xadd(key, encode_event(event), id=stream_entry_id(event.version))
         if event.type in TERMINAL_TYPES:
             finished = datetime.fromisoformat(event.timestamp).timestamp()
             pipe.pexpireat(key, int((finished + self._retention) * 1000))
 
     @staticmethod
     def _enqueue(pipe: Any, queued: RecordedEvent) -> None:
-        pipe.xadd(QUEUE, {
-            "run_id": str(queued.run_id),
-            "test_id": str(queued.data["test_id"]),
-            "attempt": str(queued.data["attempt"]),
-        })
+        pipe.xadd(QUEUE, encode_job(queued))
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -234,14 +221,12 @@ class RedisRelay:
         ordered = sorted(runs)
         for i in range(0, len(ordered), _REPAIR_CHUNK):
             chunk = ordered[i:i + _REPAIR_CHUNK]
-            with translated():
-                rows = await conn.fetch(Q["events_of_runs"], chunk, position)
             histories: dict[UUID, list[RecordedEvent]] = defaultdict(list)
-            for row in rows:
-                histories[row["originator_id"]].append(RecordedEvent.from_row(*row))
+            for event in await read_runs(conn, chunk, position):
+                histories[event.run_id].append(event)
             repaired += await self._repair_streams(histories)
             jobs += await self._requeue([h[0] for r, h in histories.items() if r in queued])
-        await _call(self._redis.set(MARKER, position))
+        await _call(self._redis.set(RELAY_MARKER, position))
         log.warning("relay: repaired %d stream(s) of %d run(s), re-enqueued %d queued run(s)",
                     repaired, len(runs), jobs)
 

@@ -12,9 +12,3 @@ HAVING NOT bool_or(topic = ANY($2::text[]));
 SELECT DISTINCT originator_id AS run_id
 FROM stored_events
 WHERE notification_id > $1 AND notification_id <= $2;
-
--- name: events_of_runs
-SELECT notification_id, originator_id, originator_version, topic, state
-FROM stored_events
-WHERE originator_id = ANY($1::uuid[]) AND notification_id <= $2
-ORDER BY originator_id, originator_version;

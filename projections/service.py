@@ -20,6 +20,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from pydantic import Field
 
+from ledger.aio import supervise
 from ledger.db import create_pool
 from ledger.settings import DatabaseSettings, RedisSettings, redact
 from ledger.store import LogListener
@@ -35,15 +36,34 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 class ProjectorSettings(DatabaseSettings, RedisSettings):
     """Settings of ``runledger projector`` (environment variables in upper case)."""
 
-    projector_batch_size: int = Field(500, ge=1, le=100_000)
-    projector_poll_interval_seconds: float = Field(1.0, gt=0)
-    follower_standby_retry_seconds: float = Field(1.0, gt=0)
-    #: read models wait this long after a wake-up to batch the commits that follow
-    projector_read_model_linger_seconds: float = Field(0.02, ge=0)
-    run_stream_retention_seconds: int = Field(86_400, ge=1)
-    relay_trim_interval_seconds: float = Field(10.0, gt=0)
-    #: the relay saves its checkpoint at most this often (re-publishing is idempotent)
-    relay_checkpoint_interval_seconds: float = Field(0.5, ge=0)
+    projector_batch_size: int = Field(
+        500, ge=1, le=100_000, description="Most events a follower applies in one batch."
+    )
+    projector_poll_interval_seconds: float = Field(
+        1.0, gt=0,
+        description="Seconds between polls of the log when a NOTIFY is lost; also how often "
+        "the relay checks that Redis still holds its marker.",
+    )
+    follower_standby_retry_seconds: float = Field(
+        1.0, gt=0, description="Seconds between a standby's attempts to take a follower's lock."
+    )
+    projector_read_model_linger_seconds: float = Field(
+        0.02, ge=0,
+        description="Seconds a read model waits after a wake-up to batch the commits that follow.",
+    )
+    run_stream_retention_seconds: int = Field(
+        86_400, ge=1,
+        description="Seconds a finished run's `run_events:{id}` stream is kept after it finished "
+        "(its history stays in PostgreSQL).",
+    )
+    relay_trim_interval_seconds: float = Field(
+        10.0, gt=0, description="Seconds between trims of acknowledged jobs from `runs:queue`."
+    )
+    relay_checkpoint_interval_seconds: float = Field(
+        0.5, ge=0,
+        description="The relay saves its position at most this often, in seconds; a crash "
+        "re-publishes at most that much, idempotently.",
+    )
 
 
 def build_followers(
@@ -78,7 +98,7 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
         # Followers use their own connections; the pool serves the relay's upkeep.
         pool = await create_pool(settings.database_url, min_size=1,
                                  max_size=min(2, settings.database_pool_size))
-        redis = aioredis.from_url(settings.redis_url, decode_responses=True)
+        redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
         await listener.start()
         followers = build_followers(settings, pool, redis)
         log.info("projector: %d follower(s) on %s and %s", len(followers),
@@ -94,7 +114,8 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
             )
             for follower in followers
         ]
-        await supervise(runners, stop=stop, halt=halt)
+        await supervise(((f"follower:{r.name}", r.run()) for r in runners), stop=stop,
+                        halt=halt, grace_seconds=SHUTDOWN_GRACE_SECONDS)
     finally:
         await listener.close()
         if redis is not None:
@@ -104,31 +125,3 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
             with contextlib.suppress(Exception):
                 await asyncio.shield(pool.close())
         log.info("projector: stopped")
-
-
-async def supervise(
-    runners: list[FollowerRunner], *, stop: asyncio.Event, halt: asyncio.Event
-) -> None:
-    """Run each runner (built with ``halt`` as its stop signal) in a named task until
-    ``stop`` is set or one fails; then set ``halt`` and wait for the others."""
-    tasks = [asyncio.create_task(r.run(), name=f"follower:{r.name}") for r in runners]
-    stopping = asyncio.create_task(stop.wait(), name="projector:stop")
-    try:
-        done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        halt.set()
-        stopping.cancel()
-        _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
-        for task in late:
-            log.warning("projector: %s did not stop within %.0fs; cancelling",
-                        task.get_name(), SHUTDOWN_GRACE_SECONDS)
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
-    for task in failed:
-        log.error("projector: %s failed: %s", task.get_name(), task.exception())
-    if failed:
-        raise failed[0].exception()  # type: ignore[misc]
-    unexpected = [t.get_name() for t in done if t is not stopping]
-    if unexpected and not stop.is_set():
-        raise RuntimeError(f"projector: {', '.join(unexpected)} ended without being stopped")

@@ -4,13 +4,13 @@ history). Rows are written once with one statement per batch; other events are i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
 from ledger.codec import RecordedEvent
+from ledger.domain import STEP_FIELDS, StepResult
 from ledger.sql import load_queries
 from projections.follower import ReadModel
 
@@ -18,25 +18,24 @@ Q = load_queries("projections", "steps.sql")
 
 NAME = "run_steps"
 TABLES = ("run_steps",)
-_FIELDS = 14
+#: the JSON fields, sent as text and cast to jsonb by the query
+_JSON = frozenset({"artifacts", "details"})
 
 
 def columns(events: Sequence[RecordedEvent]) -> list[list[Any]]:
-    """The ``insert_steps`` parameter arrays for the step events among ``events``."""
-    cols: list[list[Any]] = [[] for _ in range(_FIELDS)]
+    """The ``insert_steps`` parameter arrays (run_id, the step's fields in ``STEP_FIELDS``
+    order, recorded_at) for the step events among ``events``."""
+    cols: list[list[Any]] = [[] for _ in range(len(STEP_FIELDS) + 2)]
     dumps = orjson.dumps
     for event in events:
         if event.type != "step":
             continue
-        d = event.data
-        row = (
-            event.run_id, d["index"], d["action"], d["instruction"], d["status"],
-            d.get("strategy"), bool(d.get("healed", False)), d.get("duration_ms", 0),
-            d.get("attempts", 1), d.get("url"), d.get("error"),
-            dumps(d.get("artifacts") or []).decode(), dumps(d.get("details") or {}).decode(),
-            datetime.fromisoformat(event.timestamp),
-        )
-        for col, value in zip(cols, row, strict=True):
+        step = StepResult.from_event_data(event.data)
+        values = [
+            dumps(getattr(step, name)).decode() if name in _JSON else getattr(step, name)
+            for name in STEP_FIELDS
+        ]
+        for col, value in zip(cols, (event.run_id, *values, event.at), strict=True):
             col.append(value)
     return cols
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ledger.db import create_pool
 from ledger.errors import LedgerError
-from ledger.migrate import migrate as apply_migrations
 from ledger.settings import DatabaseSettings, load_settings, redact
 from runledger import logs
-from runledger.schema import all_migrations
+from runledger.bench import missing_extra
+from runledger.database import migrate_database
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,
@@ -39,13 +38,11 @@ def main(
     logs.configure(log_level)
 
 
-async def migrate_database(database_url: str) -> list[str]:
-    pool = await create_pool(database_url, min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            return await apply_migrations(conn, all_migrations())
-    finally:
-        await pool.close()
+def require_bench_extra(name: str) -> None:
+    """Stop with one line naming the extra when benchmark ``name`` lacks a dev-only package."""
+    message = missing_extra(name)
+    if message:
+        raise fail(message)
 
 
 @app.command()
@@ -84,6 +81,22 @@ def dev(
         pass
 
 
+@app.command()
+def config(
+    markdown: Annotated[bool, typer.Option(
+        "--markdown", help="The configuration reference (docs/configuration.md).")] = False,
+    env: Annotated[bool, typer.Option(
+        "--env", help="An example .env with every variable (.env.example).")] = False,
+) -> None:
+    """Print every setting of every component, generated from the settings classes
+    (--markdown writes docs/configuration.md, --env writes .env.example)."""
+    from runledger import config_docs
+
+    if markdown == env:
+        raise fail("choose one of --markdown or --env")
+    typer.echo(config_docs.markdown() if markdown else config_docs.env_example(), nl=False)
+
+
 @bench_app.command("append")
 def bench_append(
     runs: Annotated[int, typer.Option(help="Runs to append to.")] = 1000,
@@ -91,6 +104,7 @@ def bench_append(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
 ) -> None:
     """Appends per second: runledger vs raw asyncpg (the floor) vs eventsourcing (the peer)."""
+    require_bench_extra("append")
     from runledger.bench import append
 
     asyncio.run(append.main(runs=runs, rounds=rounds, json_out=json_out))
@@ -117,34 +131,14 @@ def projector() -> None:
         raise fail(str(exc), code=1) from None
 
 
-async def _until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+async def _until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     """Run ``main(stop)``: the first SIGTERM/SIGINT sets ``stop`` (orderly shutdown), a
     second one cancels it (at once; every follower's work is transactional or idempotent)."""
-    import signal
+    from ledger.aio import Signals, supervise
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-
-    def on_signal(name: str) -> None:
-        if stop.is_set():
-            log.warning("%s again: stopping at once", name)
-            task.cancel()
-        else:
-            log.info("%s: stopping", name)
-            stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
-    try:
-        await main(stop)
-    except asyncio.CancelledError:
-        if not stop.is_set():
-            raise
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    with Signals() as signals:
+        await supervise([("main", main(signals.stop))], stop=signals.stop,
+                        grace_seconds=None, force=signals.force_stop)
 
 
 @app.command()
@@ -212,6 +206,7 @@ def bench_rebuild(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
 ) -> None:
     """Rebuild rate of the runs model vs eventsourcing's ProjectionRunner on the same log."""
+    require_bench_extra("rebuild")
     from runledger.bench import rebuild as bench
 
     asyncio.run(bench.main(runs=runs, steps=steps, rounds=rounds, peer_events=peer_events,
@@ -225,6 +220,7 @@ def bench_relay(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write figures here.")] = None,
 ) -> None:
     """Commit → entry visible in run_events:{id}, through a running projector: p50/p99."""
+    require_bench_extra("relay")
     from runledger.bench import relay as bench
 
     asyncio.run(bench.main(rate=rate, seconds=seconds, json_out=json_out))
@@ -239,10 +235,8 @@ def bench_relay(
 @app.command()
 def worker() -> None:
     """Consume runs:queue with the Playwright executor until SIGTERM/SIGINT (the first
-    finishes in-flight runs and exits 0, a second stops at once). Settings: REDIS_URL,
-    DATABASE_URL, REDIS_CONSUMER_NAME, WORKER_CONCURRENCY, CLAIM_IDLE_SECONDS, MAX_DELIVERIES,
-    RECOVERY_CHECK_INTERVAL_SECONDS, STUCK_RUN_TIMEOUT_MINUTES, STEP_TIMEOUT_SECONDS,
-    RUN_TIMEOUT_SECONDS. Same as `python -m worker`."""
+    finishes in-flight runs and exits 0, a second stops at once). Settings: Database, Redis,
+    Worker and Executor in `runledger config --markdown`. Same as `python -m worker`."""
     from worker.main import run
 
     raise typer.Exit(run())
@@ -263,6 +257,7 @@ def bench_queue(
 ) -> None:
     """No-op runs per second end to end (queued → started → step → completed, persisted and
     projected) with 1 and 2 worker processes, against arq on the same Redis; worker RSS."""
+    require_bench_extra("queue")
     from runledger.bench import queue as bench
 
     asyncio.run(bench.main(runs=runs, rounds=rounds, concurrency=concurrency,
@@ -281,9 +276,8 @@ def api(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (default: PORT).")] = None,
 ) -> None:
-    """Serve the HTTP API until SIGTERM/SIGINT. Settings: DATABASE_URL, REDIS_URL, API_KEYS,
-    CORS_ORIGINS, MAX_BODY_BYTES, ARTIFACTS_DIR, HOST, PORT, SSE_PING_SECONDS,
-    STREAM_BLOCK_MS. Run several behind a load balancer to scale."""
+    """Serve the HTTP API until SIGTERM/SIGINT. Settings: Database, Redis and HTTP API in
+    `runledger config --markdown`. Run several behind a load balancer to scale."""
     from api.server import serve
     from api.settings import ApiSettings
 
@@ -309,6 +303,7 @@ def bench_tail(
 ) -> None:
     """Commit → arrival at SSE clients (a real API server and projector), p50/p99, against
     clients polling the Redis stream every 0.5 s (how the replaced system streams)."""
+    require_bench_extra("tail")
     from runledger.bench import tail as bench
 
     asyncio.run(bench.main(rates=[int(r) for r in rates.split(",")], seconds=seconds,
@@ -328,6 +323,7 @@ def bench_resolve(
 ) -> None:
     """Offline target resolution on the HTML corpus in runledger/bench/resolve_corpus: share
     resolved to the right element, wrong-element resolutions, median time (real Chromium)."""
+    require_bench_extra("resolve")
     from runledger.bench import resolve as bench
 
     asyncio.run(bench.main(rounds=rounds, json_out=json_out))
@@ -342,6 +338,7 @@ def bench_executor(
 ) -> None:
     """Run start on a warm browser vs a browser launched per run, per-step overhead beyond
     Playwright's action time, browser and worker RSS over the runs (real Chromium)."""
+    require_bench_extra("executor")
     from runledger.bench import executor as bench
 
     asyncio.run(bench.main(runs=runs, cold_runs=cold_runs, json_out=json_out))

@@ -10,28 +10,24 @@ the three dies, the others are stopped and the error is raised: nothing runs hal
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 from pathlib import Path
 
+from ledger.aio import Signals, supervise
 from ledger.settings import load_settings, redact
 
 log = logging.getLogger(__name__)
-
-
-class ForcedStop(Exception):
-    """A second signal arrived: stop every service at once."""
 
 
 async def run_dev(data_dir: Path, host: str, port: int) -> None:
     from api.server import serve as serve_api
     from api.settings import ApiSettings
     from projections.service import ProjectorSettings, run_projector
-    from runledger.cli import migrate_database
+    from runledger.database import migrate_database
     from runledger.embedded import start_postgres, start_valkey
-    from worker.main import Signals, playwright_executor
+    from worker.main import playwright_executor
     from worker.service import run_worker
     from worker.settings import WorkerSettings
 
@@ -57,37 +53,21 @@ async def run_dev(data_dir: Path, host: str, port: int) -> None:
                  redact(projector_settings.redis_url))
         log.info("API on http://%s:%d (docs at /docs) — Ctrl-C to stop", host, port)
 
-        loop = asyncio.get_running_loop()
-        signals = Signals()
-        signals.install(loop)
+        with Signals(what="finishing in-flight runs, then stopping") as signals:
 
-        async def api() -> None:
-            if await serve_api(api_settings, signals.stop):
-                raise RuntimeError("the API stopped with an error (see the log above)")
+            async def api() -> None:
+                if await serve_api(api_settings, signals.stop):
+                    raise RuntimeError("the API stopped with an error (see the log above)")
 
-        async def force() -> None:
-            await signals.force_stop.wait()
-            raise ForcedStop
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                services = [
-                    group.create_task(run_projector(projector_settings, signals.stop),
-                                      name="projector"),
-                    group.create_task(run_worker(worker_settings, playwright_executor,
-                                                 signals.stop, force_stop=signals.force_stop),
-                                      name="worker"),
-                    group.create_task(api(), name="api"),
-                ]
-                watcher = group.create_task(force(), name="force-stop")
-                # The services drain on their own after the first signal; the watcher only
-                # matters for a second one. A service that fails makes the group cancel
-                # the others and this wait.
-                await asyncio.wait(services)
-                watcher.cancel()
-        except* ForcedStop:
+            # The services drain on their own after the first signal (the worker lets its
+            # runs finish); a second signal cuts that short. One that fails stops the others.
+            await supervise(
+                [("projector", run_projector(projector_settings, signals.stop)),
+                 ("worker", run_worker(worker_settings, playwright_executor, signals.stop,
+                                       force_stop=signals.force_stop)),
+                 ("api", api())],
+                stop=signals.stop, grace_seconds=None, force=signals.force_stop,
+            )
+        if signals.forced_by is not None:
             log.warning("stopped at once")
-        finally:
-            signals.remove(loop)
         log.info("stopped")
-

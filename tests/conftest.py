@@ -2,102 +2,82 @@
 processes (or the servers named by ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL``).
 
 Every test gets a fresh database cloned from a migrated template and an empty Redis
-key space.
+key space. Every test also says which ring it belongs to (``pytestmark`` per module, see
+``RINGS``); collection fails for a test that does not, so ``-m unit`` stays trustworthy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
 from ledger.db import create_pool
-from ledger.migrate import migrate
-from runledger.schema import all_migrations
+from runledger.testing import (
+    create_template,
+    drop_database,
+    local_postgres,
+    local_valkey,
+    throwaway_database,
+)
+
+# The rings (registered in pyproject.toml). ``unit`` is pure code without I/O; the others may
+# combine (a browser test is also integration or e2e).
+RINGS = ("unit", "integration", "e2e", "browser")
+# Fixtures that reach a server: a unit test asking for one is in the wrong ring.
+SERVER_FIXTURES = {"pg_server_url", "redis_server_url", "template_db", "database_url", "pool",
+                   "redis_url", "redis"}
 
 
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+def _ring_problem(item: pytest.Item) -> str | None:
+    rings = {mark.name for mark in item.iter_markers() if mark.name in RINGS}
+    if not rings:
+        return "no ring marker (add e.g. `pytestmark = pytest.mark.unit` to the module)"
+    if "unit" in rings and len(rings) > 1:
+        return f"unit excludes the other rings, got {sorted(rings)}"
+    servers = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if "unit" in rings and servers:
+        return f"marked unit but uses server fixtures {sorted(servers)}"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = [f"{item.nodeid}: {problem}" for item in items
+                if (problem := _ring_problem(item)) is not None]
+    if problems:
+        raise pytest.UsageError("tests in no ring or the wrong one:\n  " + "\n  ".join(problems))
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
+def pg_server_url() -> Iterator[str]:
+    with local_postgres(os.environ.get("TEST_DATABASE_URL")) as url:
         yield url
-        return
-    from runledger.embedded import start_postgres
-
-    server = start_postgres(tmp_path_factory.mktemp("pg"), ephemeral=True)
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
-def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("TEST_REDIS_URL")
-    if url:
+def redis_server_url() -> Iterator[str]:
+    with local_valkey(os.environ.get("TEST_REDIS_URL")) as url:
         yield url
-        return
-    from runledger.embedded import start_valkey
-
-    server = start_valkey(tmp_path_factory.mktemp("valkey"), ephemeral=True)
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def template_db(pg_server_url: str) -> Iterator[str]:
     """A migrated database that each test's database is cloned from."""
-    name = f"runledger_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-
-    async def create() -> None:
-        admin = await asyncpg.connect(pg_server_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(_with_db(pg_server_url, name))
-        try:
-            await migrate(conn, all_migrations())
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
+    name = asyncio.run(create_template(pg_server_url, prefix=f"runledger_tpl_{os.getpid()}"))
     yield name
-    asyncio.run(_drop(pg_server_url, name))
-
-
-async def _drop(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    asyncio.run(drop_database(pg_server_url, name))
 
 
 @pytest.fixture
 async def database_url(pg_server_url: str, template_db: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test only."""
-    name = f"runledger_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    finally:
-        await admin.close()
-    yield _with_db(pg_server_url, name)
-    await _drop(pg_server_url, name)
+    async with throwaway_database(pg_server_url, template=template_db,
+                                  prefix="runledger_test") as url:
+        yield url
 
 
 @pytest.fixture

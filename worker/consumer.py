@@ -14,14 +14,16 @@ For each job:
    acknowledged. A run finished by someone else meanwhile (``cancelled`` by the API,
    ``timed-out`` by recovery) just stops the executor.
 
-Transient PostgreSQL/Redis errors are retried (``worker.retry``); when they persist the run
-gets ``errored`` with the reason, and when even that cannot be written the job stays pending,
-to be reclaimed once idle — never silently dropped.
+Transient PostgreSQL/Redis errors (``worker.errors.TRANSIENT``) are retried with
+``ledger.aio.Backoff``; when they persist the run gets ``errored`` with the reason, and when
+even that cannot be written the job stays pending, to be reclaimed once idle — never
+silently dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
+from ledger.aio import Backoff
+from ledger.db import translated
 from ledger.definition import parse_steps
 from ledger.domain import QUEUED, Run
 from ledger.errors import (
@@ -40,8 +44,9 @@ from ledger.errors import (
     LedgerError,
     RunNotFound,
 )
-from ledger.store import PgEventStore, translated
+from ledger.store import PgEventStore
 from worker.errors import (
+    TRANSIENT,
     ExecutorError,
     MalformedJob,
     QueueUnavailable,
@@ -50,7 +55,6 @@ from worker.errors import (
 )
 from worker.ports import Executor, Outcome, RunJob, StepResult
 from worker.queue import Job, RedisRunQueue
-from worker.retry import TRANSIENT, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +150,7 @@ class RunWriter:
                 return current, True
             raise AssertionError("unreachable")
 
-        return await self._backoff.run(attempt, what)
+        return await self._backoff.run(attempt, what, transient=TRANSIENT)
 
     async def _committed(self, event: Any) -> bool:
         """Whether the stored event at ``event``'s version is ``event`` itself."""
@@ -179,17 +183,10 @@ class LedgerStepSink:
     async def record(self, result: StepResult) -> None:
         run, self._run = self._run, None
 
-        def decide(current: Run) -> None:
-            current.record_step(
-                index=result.index, action=result.action, instruction=result.instruction,
-                status=result.status, strategy=result.strategy, healed=result.healed,
-                duration_ms=result.duration_ms, attempts=result.attempts, url=result.url,
-                error=result.error, artifacts=result.artifacts, details=result.details,
-            )
-
         try:
             current, _ = await self.writer.write(
-                self.run_id, decide, accept=lambda r: not r.is_finished, run=run,
+                self.run_id, lambda r: r.record_step(result),
+                accept=lambda r: not r.is_finished, run=run,
                 what=f"recording step {result.index} of run {self.run_id}",
             )
         except (LedgerError, ValueError) as exc:
@@ -231,9 +228,12 @@ class RunConsumer:
         except TRANSIENT as exc:
             # Even the fallback write failed: keeping the entry pending is the only safe
             # move; once idle past CLAIM_IDLE_SECONDS a worker reclaims it.
+            run_id = None
+            with contextlib.suppress(MalformedJob):
+                run_id = job.run_id
             log.error(
                 "Job left pending after persistent errors: entry=%s run_id=%s: %s",
-                job.entry_id, job.fields.get("run_id"), exc,
+                job.entry_id, run_id, exc,
             )
             return "pending"
 
@@ -244,7 +244,8 @@ class RunConsumer:
             return await self._dead_letter(job, f"malformed job: {exc}", None)
         try:
             run = await self._backoff.run(
-                lambda: self._store.load_run(run_id), f"loading run {run_id}"
+                lambda: self._store.load_run(run_id), f"loading run {run_id}",
+                transient=TRANSIENT,
             )
         except RunNotFound:
             return await self._dead_letter(job, f"run {run_id} does not exist", run_id)
@@ -362,7 +363,8 @@ class RunConsumer:
     async def _ack(self, job: Job) -> None:
         try:
             await self._backoff.run(
-                lambda: self._queue.ack(job), f"acknowledging entry {job.entry_id}"
+                lambda: self._queue.ack(job), f"acknowledging entry {job.entry_id}",
+                transient=TRANSIENT,
             )
         except QueueUnavailable:
             # The run is finished: whoever reclaims the entry will acknowledge it.
@@ -371,7 +373,7 @@ class RunConsumer:
     async def _dead_letter(self, job: Job, reason: str, run_id: UUID | None) -> str:
         await self._backoff.run(
             lambda: self._queue.dead_letter(job, reason, run_id),
-            f"dead-lettering entry {job.entry_id}",
+            f"dead-lettering entry {job.entry_id}", transient=TRANSIENT,
         )
         log.warning(
             "Dead-lettered job entry=%s run_id=%s deliveries=%d: %s",

@@ -13,11 +13,17 @@
     │       └── GroupMissing    the consumer group is gone (Redis lost its data): re-create it
     └── StartupError            the worker cannot start (Redis unreachable, group not created)
 
-Ledger errors (``ledger.errors``) pass through unchanged; ``TransientStoreError`` and
-``QueueUnavailable`` are the two errors the worker retries with backoff.
+Ledger errors (``ledger.errors``) pass through unchanged. ``TRANSIENT`` names the errors that
+say "the operation did not happen, trying again may work" — the ledger's
+``TransientStoreError`` and ``QueueUnavailable`` — which the worker retries with
+``ledger.aio.Backoff`` (3 retries, 0.25 s doubling, at most 5 s each); everything else
+propagates at once. When the retries are used up the last error propagates, so the caller
+decides what "persisting" means (mark the run failed, or leave the job pending).
 """
 
 from __future__ import annotations
+
+from ledger.errors import TransientStoreError
 
 
 class WorkerError(Exception):
@@ -58,7 +64,8 @@ class StepNotRecorded(WorkerError):
 
 
 class MalformedJob(WorkerError):
-    """Raised when a ``runs:queue`` entry has no valid ``run_id`` or ``attempt``."""
+    """Raised when a ``runs:queue`` entry has no valid ``run_id`` or ``attempt``; the
+    contract's ``ledger.streams.MalformedEntry`` is chained."""
 
 
 class QueueError(WorkerError):
@@ -77,3 +84,7 @@ class GroupMissing(QueueUnavailable):
 
 class StartupError(WorkerError):
     """Raised when the worker cannot start; the message names the setting to fix."""
+
+
+#: what the worker retries with back-off (``Backoff.run(..., transient=TRANSIENT)``)
+TRANSIENT = (TransientStoreError, QueueUnavailable)

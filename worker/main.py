@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 
 import asyncpg
 
+from ledger.aio import Signals
 from ledger.errors import ConfigurationError
 from ledger.settings import load_settings
 from worker.errors import StartupError
@@ -43,47 +43,14 @@ def playwright_executor(settings: WorkerSettings, pool: asyncpg.Pool) -> Executo
     return build_executor(settings, pool)
 
 
-class Signals:
-    """First signal sets ``stop``, the second ``force_stop``; remembers the last one."""
-
-    def __init__(self) -> None:
-        self.stop = asyncio.Event()
-        self.force_stop = asyncio.Event()
-        self.forced_by: int | None = None
-
-    def __call__(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if not self.stop.is_set():
-            log.info("Received %s: finishing in-flight runs, taking no new jobs "
-                     "(send it again to stop at once)", name)
-            self.stop.set()
-        else:
-            log.warning("Received %s again: stopping at once", name)
-            self.forced_by = signum
-            self.force_stop.set()
-
-    def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self, sig)
-
-    def remove(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
 async def serve(settings: WorkerSettings, build_executor: ExecutorFactory) -> int:
-    """Run one worker until signalled; returns the process exit code."""
-    loop = asyncio.get_running_loop()
-    signals = Signals()
-    signals.install(loop)
-    try:
+    """Run one worker until signalled; returns the process exit code (128 + N when a
+    second signal N forced the stop)."""
+    with Signals(what="finishing in-flight runs, taking no new jobs") as signals:
         await run_worker(settings, build_executor, signals.stop, force_stop=signals.force_stop)
-    finally:
-        signals.remove(loop)
-    if signals.forced_by is not None:
-        return 128 + signals.forced_by
-    log.info("Worker exited cleanly")
-    return 0
+    if signals.exit_code == 0:
+        log.info("Worker exited cleanly")
+    return signals.exit_code
 
 
 def run(build_executor: ExecutorFactory = playwright_executor) -> int:

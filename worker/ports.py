@@ -2,17 +2,19 @@
 
 The consumer owns the run's lifecycle events (``started``, ``completed``, ``errored``,
 ``timed-out``) and the job's acknowledgement; an ``Executor`` only drives the steps and
-reports each one through the ``StepSink`` the consumer hands it. The Playwright
-``AgentExecutor`` and the tests' scripted executor both implement this contract.
+reports each one through the ``StepSink`` the consumer hands it, as a ``StepResult``
+(``ledger.domain``'s one shape of a step, which ``Run.record_step`` takes as it is). The
+Playwright ``AgentExecutor`` and the tests' scripted executor both implement this contract.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.definition import Step
+from ledger.domain import StepResult
 
 
 @dataclass(frozen=True)
@@ -26,24 +28,6 @@ class RunJob:
     steps: list[Step]
     auto_handle_popups: bool
     attempt: int
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """One finished step, as the executor observed it (becomes a ``step`` event)."""
-
-    index: int
-    action: str
-    instruction: str
-    status: str  # passed | failed
-    duration_ms: int
-    strategy: str | None = None  # selector | memory | dom | llm
-    healed: bool = False
-    attempts: int = 1
-    url: str | None = None
-    error: str | None = None
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,3 +68,6 @@ class Executor(Protocol):
         Raise ``ExecutorError`` for infrastructure failures (browser crash, no browser):
         the consumer records ``errored``, keeping the events recorded before it."""
         ...
+
+
+__all__ = ["Executor", "Outcome", "RunJob", "StepResult", "StepSink"]

@@ -1,7 +1,8 @@
 """``RedisRunQueue``: the worker's side of the ``runs:queue`` stream, and worker liveness.
 
-The relay (projections) adds one entry ``{run_id, test_id, attempt}`` per ``queued`` event.
-Workers read it through the consumer group ``run-workers``; an entry stays in the group's
+The relay (projections) adds one job entry per ``queued`` event; its names and fields are the
+Redis contract (``ledger.streams``: ``QUEUE``, ``WORKER_GROUP``, ``DEAD``, ``decode_job``,
+``encode_dead_letter``). Workers read it through the consumer group; an entry stays in the group's
 pending list (PEL) until its run reached a terminal event and the entry is acknowledged —
 at-least-once delivery. (The relay trims acknowledged entries from the stream.)
 
@@ -23,13 +24,20 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
-import orjson
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 
+from ledger.streams import (
+    DEAD,
+    QUEUE,
+    WORKER_GROUP,
+    JobFields,
+    MalformedEntry,
+    decode_job,
+    encode_dead_letter,
+)
 from worker.errors import (
     GroupMissing,
     MalformedJob,
@@ -40,9 +48,6 @@ from worker.errors import (
 
 log = logging.getLogger(__name__)
 
-QUEUE = "runs:queue"
-DEAD = "runs:dead"
-GROUP = "run-workers"
 # Pending entries looked at by ``held_runs``: far more than all workers run at once.
 HELD_SCAN = 10_000
 _PRUNE_CONSUMERS = """
@@ -70,7 +75,7 @@ def translate(exc: BaseException) -> QueueError:
     ):
         return QueueUnavailable(f"Redis unavailable: {exc}")
     if isinstance(exc, rex.ResponseError) and str(exc).startswith("NOGROUP"):
-        return GroupMissing(f"consumer group {GROUP} on {QUEUE} is missing: {exc}")
+        return GroupMissing(f"consumer group {WORKER_GROUP} on {QUEUE} is missing: {exc}")
     return QueueError(f"Redis command failed: {exc}")
 
 
@@ -95,25 +100,21 @@ class Job:
     #: taken over from another (presumed dead) consumer
     reclaimed: bool = False
 
+    def decoded(self) -> JobFields:
+        """What the entry says (``ledger.streams.decode_job``); ``MalformedJob`` names the
+        entry and the bad field."""
+        try:
+            return decode_job(self.entry_id, self.fields)
+        except MalformedEntry as exc:
+            raise MalformedJob(str(exc)) from exc
+
     @property
     def run_id(self) -> UUID:
-        try:
-            return UUID(self.fields["run_id"])
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise MalformedJob(f"entry {self.entry_id} has no valid run_id: {exc!r}") from None
+        return self.decoded().run_id
 
     @property
     def attempt(self) -> int | None:
-        raw = self.fields.get("attempt")
-        if raw in (None, ""):
-            return None
-        try:
-            attempt = int(raw)
-        except ValueError:
-            raise MalformedJob(f"entry {self.entry_id} has a non-integer attempt") from None
-        if attempt < 1:
-            raise MalformedJob(f"entry {self.entry_id} has attempt {attempt} < 1")
-        return attempt
+        return self.decoded().attempt
 
 
 class RedisRunQueue:
@@ -131,18 +132,18 @@ class RedisRunQueue:
         self._cursor = "0-0"
 
     async def ensure_group(self) -> None:
-        """Create ``run-workers`` on ``runs:queue`` (MKSTREAM); "already exists" is fine."""
+        """Create the workers' group on the queue (MKSTREAM); "already exists" is fine."""
         try:
-            await self._redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)
-            log.info("Created consumer group %s on %s", GROUP, QUEUE)
+            await self._redis.xgroup_create(QUEUE, WORKER_GROUP, id="0", mkstream=True)
+            log.info("Created consumer group %s on %s", WORKER_GROUP, QUEUE)
         except rex.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise StartupError(
-                    f"cannot create consumer group {GROUP} on {QUEUE}: {exc}"
+                    f"cannot create consumer group {WORKER_GROUP} on {QUEUE}: {exc}"
                 ) from exc
         except (rex.RedisError, OSError) as exc:
             raise StartupError(
-                f"cannot create consumer group {GROUP} on {QUEUE} at REDIS_URL: {exc}"
+                f"cannot create consumer group {WORKER_GROUP} on {QUEUE} at REDIS_URL: {exc}"
             ) from exc
 
     async def ping(self) -> None:
@@ -155,7 +156,7 @@ class RedisRunQueue:
         """New entries for this consumer, blocking up to the block time when there are none."""
         with translated():
             reply = await self._redis.xreadgroup(
-                GROUP, self.consumer, {QUEUE: ">"}, count=count, block=self._block_ms
+                WORKER_GROUP, self.consumer, {QUEUE: ">"}, count=count, block=self._block_ms
             )
         jobs = []
         for _stream, entries in reply or ():
@@ -167,7 +168,8 @@ class RedisRunQueue:
         stopped refreshing them: it died). Walks the PEL with a cursor across calls."""
         with translated():
             reply = await self._redis.xautoclaim(
-                QUEUE, GROUP, self.consumer, self._claim_idle_ms, self._cursor, count=count
+                QUEUE, WORKER_GROUP, self.consumer, self._claim_idle_ms, self._cursor,
+                count=count,
             )
             self._cursor = reply[0]
             # Entries deleted from the stream come back as (None, None) on old servers; newer
@@ -184,7 +186,7 @@ class RedisRunQueue:
     async def _delivery_counts(self, entry_ids: Sequence[str]) -> dict[str, int]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for entry_id in entry_ids:
-                pipe.xpending_range(QUEUE, GROUP, min=entry_id, max=entry_id, count=1)
+                pipe.xpending_range(QUEUE, WORKER_GROUP, min=entry_id, max=entry_id, count=1)
             replies = await pipe.execute()
         return {
             info["message_id"]: int(info["times_delivered"])
@@ -199,7 +201,9 @@ class RedisRunQueue:
             return
         with translated():
             # JUSTID: claiming to ourselves must not count as a delivery.
-            await self._redis.xclaim(QUEUE, GROUP, self.consumer, 0, list(entry_ids), justid=True)
+            await self._redis.xclaim(
+                QUEUE, WORKER_GROUP, self.consumer, 0, list(entry_ids), justid=True
+            )
 
     async def release(self, entry_ids: Sequence[str]) -> None:
         """Hand entries read but not started back to the group (at shutdown): marking them
@@ -209,14 +213,14 @@ class RedisRunQueue:
             return
         with translated():
             await self._redis.xclaim(
-                QUEUE, GROUP, self.consumer, 0, list(entry_ids), idle=self._claim_idle_ms,
+                QUEUE, WORKER_GROUP, self.consumer, 0, list(entry_ids), idle=self._claim_idle_ms,
                 justid=True,
             )
 
     async def held_runs(self) -> set[UUID]:
         """Runs whose job entry a live worker keeps fresh: they are executing right now."""
         with translated():
-            pending = await self._redis.xpending_range(QUEUE, GROUP, "-", "+", HELD_SCAN)
+            pending = await self._redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", HELD_SCAN)
             fresh = [p["message_id"] for p in pending
                      if int(p["time_since_delivered"]) < self._claim_idle_ms]
             if not fresh:
@@ -227,38 +231,33 @@ class RedisRunQueue:
                 replies = await pipe.execute()
         held = set()
         for entry_id, fields in (entry for reply in replies for entry in reply):
-            with contextlib.suppress(MalformedJob):
-                held.add(Job(entry_id, fields, 1).run_id)
+            with contextlib.suppress(MalformedEntry):
+                held.add(decode_job(entry_id, fields).run_id)
         return held
 
     # -- finishing ------------------------------------------------------------------------
 
     async def ack(self, job: Job) -> None:
         with translated():
-            await self._redis.xack(QUEUE, GROUP, job.entry_id)
+            await self._redis.xack(QUEUE, WORKER_GROUP, job.entry_id)
 
     async def dead_letter(self, job: Job, reason: str, run_id: UUID | None = None) -> str:
         """Move the entry to ``runs:dead`` with the reason, acknowledging it atomically."""
-        letter: dict[str, Any] = {
-            "entry_id": job.entry_id,
-            "reason": reason,
-            "deliveries": job.deliveries,
-            "consumer": self.consumer,
-            "fields": orjson.dumps(job.fields).decode(),
-        }
-        if run_id is not None:
-            letter["run_id"] = str(run_id)
+        letter = encode_dead_letter(
+            job.entry_id, job.fields, reason=reason, deliveries=job.deliveries,
+            consumer=self.consumer, run_id=run_id,
+        )
         with translated():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.xadd(DEAD, letter, maxlen=DEAD_MAXLEN, approximate=True)
-                pipe.xack(QUEUE, GROUP, job.entry_id)
+                pipe.xack(QUEUE, WORKER_GROUP, job.entry_id)
                 replies = await pipe.execute()
         return replies[0]
 
     async def pending_count(self) -> int:
         """Entries delivered to this consumer and not yet acknowledged."""
         with translated():
-            for consumer in await self._redis.xinfo_consumers(QUEUE, GROUP):
+            for consumer in await self._redis.xinfo_consumers(QUEUE, WORKER_GROUP):
                 if consumer["name"] == self.consumer:
                     return int(consumer["pending"])
         return 0
@@ -269,7 +268,7 @@ class RedisRunQueue:
         entry between the check and the removal, so nothing pending is ever dropped."""
         with translated():
             return int(await self._redis.eval(
-                _PRUNE_CONSUMERS, 1, QUEUE, GROUP, int(idle_seconds * 1000)
+                _PRUNE_CONSUMERS, 1, QUEUE, WORKER_GROUP, int(idle_seconds * 1000)
             ))
 
     async def leave_group(self) -> bool:
@@ -279,5 +278,5 @@ class RedisRunQueue:
         if await self.pending_count():
             return False
         with translated():
-            await self._redis.xgroup_delconsumer(QUEUE, GROUP, self.consumer)
+            await self._redis.xgroup_delconsumer(QUEUE, WORKER_GROUP, self.consumer)
         return True

@@ -18,17 +18,17 @@ The projection turns the event into a ``failed`` row; the relay puts it on the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
+from ledger.aio import wait_any
 from ledger.domain import RUNNING
 from ledger.errors import ConcurrencyConflict, RunNotFound
 from ledger.store import PgEventStore
+from worker.errors import TRANSIENT
 from worker.queue import RedisRunQueue
-from worker.retry import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ class StuckRunRecovery:
             except TRANSIENT as exc:
                 # The next pass retries; a stuck run only waits one interval longer.
                 log.warning("Stuck-run check failed, retrying in %gs: %s", self._interval, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._interval)
+            await wait_any(stop, seconds=self._interval)
 
     async def check(self) -> list[UUID]:
         """One pass; returns the runs this pass timed out."""

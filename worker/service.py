@@ -22,10 +22,11 @@ from ledger.db import create_pool
 from ledger.errors import StoreError
 from ledger.settings import redact
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE, WORKER_GROUP
 from projections.queries import RunQueries
 from worker.errors import ExecutorError, StartupError
 from worker.ports import Executor
-from worker.queue import GROUP, QUEUE, RedisRunQueue
+from worker.queue import RedisRunQueue
 from worker.settings import WorkerSettings
 from worker.supervisor import Supervisor
 
@@ -93,7 +94,7 @@ async def connect_redis(settings: WorkerSettings) -> aioredis.Redis:
 async def open_pool(settings: WorkerSettings) -> asyncpg.Pool:
     try:
         return await create_pool(
-            settings.database_url, min_size=1,
+            settings.database_url, min_size=1, application_name="runledger worker",
             # Each run in flight holds a connection for its appends (see RunWriter); the
             # executor, recovery and heartbeat need some more.
             max_size=max(settings.database_pool_size, settings.worker_concurrency + 4),
@@ -107,7 +108,7 @@ async def open_pool(settings: WorkerSettings) -> asyncpg.Pool:
 def log_startup(settings: WorkerSettings) -> None:
     log.info(
         "Worker starting consumer=%s group=%s stream=%s concurrency=%d",
-        settings.redis_consumer_name, GROUP, QUEUE, settings.worker_concurrency,
+        settings.redis_consumer_name, WORKER_GROUP, QUEUE, settings.worker_concurrency,
     )
     log.info(
         "Configured: REDIS_URL=%s DATABASE_URL=%s",

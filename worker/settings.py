@@ -25,31 +25,51 @@ def default_consumer_name() -> str:
 
 
 class WorkerSettings(DatabaseSettings, RedisSettings, ExecutorSettings):
-    """``DATABASE_URL``, ``REDIS_URL``, the worker's own variables (defaults in brackets) and
-    the executor's (``CHROMIUM_PATH``, ``SCREENSHOTS`` …, see ``ExecutorSettings``)."""
+    """``DATABASE_URL``, ``REDIS_URL``, the worker's own variables and the executor's
+    (``CHROMIUM_PATH``, ``SCREENSHOTS`` …, see ``ExecutorSettings``)."""
 
-    #: name of this process in the consumer group [worker-{hostname}-{pid}-{uuid}]
     redis_consumer_name: Annotated[str, Field(min_length=1, max_length=200)] = Field(
-        default_factory=default_consumer_name
+        default_factory=default_consumer_name,
+        description="Name of this process in the `run-workers` consumer group; unset, "
+        "`worker-{hostname}-{pid}-{uuid}`, unique per process.",
     )
-    #: runs executed at the same time by this process [2]
-    worker_concurrency: Annotated[int, Field(ge=1, le=256)] = 2
-    #: a pending job idle this long belongs to a dead consumer and is reclaimed [60]
-    claim_idle_seconds: Positive = 60.0
-    #: deliveries after which a job goes to ``runs:dead`` [3]
-    max_deliveries: Annotated[int, Field(ge=1)] = 3
-    #: how often stuck runs are looked for [60]
-    recovery_check_interval_seconds: Positive = 60.0
-    #: a run ``running`` for longer than this is timed out (fractions allowed: 0.05) [10]
-    stuck_run_timeout_minutes: Positive = 10.0
-    #: one step's time budget, enforced by the executor [30]
-    step_timeout_seconds: Positive = 30.0
-    #: a whole run's time budget; the worker appends ``timed-out`` past it [300]
-    run_timeout_seconds: Positive = 300.0
-    #: how long one ``XREADGROUP`` blocks; also bounds how fast shutdown stops reading [2]
-    worker_block_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
-    #: interval of the health / idle heartbeat log line [60]
-    worker_heartbeat_seconds: Positive = 60.0
+    worker_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
+        2, description="Runs this process executes at the same time."
+    )
+    claim_idle_seconds: Positive = Field(
+        60.0,
+        description="Seconds a job may go without being kept fresh before it counts as a "
+        "dead worker's and another worker reclaims it.",
+    )
+    max_deliveries: Annotated[int, Field(ge=1)] = Field(
+        3,
+        description="Deliveries after which a queued run's job goes to `runs:dead` and the "
+        "run gets `errored`.",
+    )
+    recovery_check_interval_seconds: Positive = Field(
+        60.0, description="Seconds between searches for stuck runs."
+    )
+    stuck_run_timeout_minutes: Positive = Field(
+        10.0,
+        description="Minutes a run may stay `running` without a live worker before "
+        "recovery appends `timed-out` (fractions allowed, e.g. 0.05).",
+    )
+    step_timeout_seconds: Positive = Field(
+        30.0, description="Seconds one step may take; the executor fails the step past it."
+    )
+    run_timeout_seconds: Positive = Field(
+        300.0,
+        description="Seconds a whole run may take; past it the run fails naming the step "
+        "and the limit. Shutdown waits this long (plus a short grace) for runs in flight.",
+    )
+    worker_block_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        2.0,
+        description="Seconds one `XREADGROUP` blocks; also bounds how long shutdown waits "
+        "for the read to stop.",
+    )
+    worker_heartbeat_seconds: Positive = Field(
+        60.0, description="Seconds between the worker's health / idle log lines."
+    )
 
     @property
     def stuck_run_timeout_seconds(self) -> float:

@@ -38,13 +38,14 @@ from typing import Any
 
 import asyncpg
 
+from ledger.aio import Backoff, wait_any
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE, WORKER_GROUP
 from worker.consumer import ConsumerConfig, RunConsumer
-from worker.errors import GroupMissing, StartupError
+from worker.errors import TRANSIENT, GroupMissing, StartupError
 from worker.ports import Executor
-from worker.queue import GROUP, QUEUE, Job, RedisRunQueue
+from worker.queue import Job, RedisRunQueue
 from worker.recovery import StuckRunQueries, StuckRunRecovery
-from worker.retry import TRANSIENT, Backoff
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,6 @@ log = logging.getLogger(__name__)
 DRAIN_GRACE_SECONDS = 30.0
 # Consumers silent this long (or 10 idle periods, if longer) and holding nothing are removed.
 PRUNE_AFTER_SECONDS = 3600.0
-# A failed read (or database probe) waits this long, doubling, before the next one.
-READ_BACKOFF = Backoff(base_seconds=0.25, max_seconds=5.0)
 
 
 class _ForcedStop(Exception):
@@ -73,6 +72,9 @@ class Supervisor:
         self._settings = settings
         self._queue = queue
         self._store = store
+        # One policy for the job's retries and for the pauses after a failed read (or
+        # database probe): ``delay`` doubles from the base up to the cap.
+        self._backoff = backoff or Backoff()
         self.consumer = RunConsumer(
             store, pool, queue, executor,
             ConsumerConfig(
@@ -80,7 +82,7 @@ class Supervisor:
                 max_deliveries=settings.max_deliveries,
                 run_timeout_seconds=settings.run_timeout_seconds,
             ),
-            backoff=backoff,
+            backoff=self._backoff,
         )
         self.recovery = StuckRunRecovery(
             queries, store, queue, timeout_seconds=settings.stuck_run_timeout_seconds,
@@ -120,7 +122,7 @@ class Supervisor:
                  dict(self.outcomes))
 
     async def _watch_force(self, force_stop: asyncio.Event, done: asyncio.Event) -> None:
-        await _first(force_stop, done)
+        await wait_any(force_stop, done)
         if force_stop.is_set():
             log.warning(
                 "Forced stop: %d run(s) abandoned; their jobs stay pending and will be "
@@ -154,7 +156,7 @@ class Supervisor:
             free = self._settings.worker_concurrency - len(self._inflight)
             if free <= 0:
                 self._slot_freed.clear()
-                await _first(self._slot_freed, stop)
+                await wait_any(self._slot_freed, stop)
                 continue
             try:
                 jobs = await self._next_jobs(free)
@@ -164,9 +166,9 @@ class Supervisor:
                 continue
             except TRANSIENT as exc:
                 failures += 1
-                delay = READ_BACKOFF.delay(failures)
+                delay = self._backoff.delay(failures)
                 log.warning("Reading %s failed (%s); again in %.2fs", QUEUE, exc, delay)
-                await _first(stop, seconds=delay)
+                await wait_any(stop, seconds=delay)
                 continue
             failures = 0
             if stop.is_set() and jobs:
@@ -223,7 +225,7 @@ class Supervisor:
                 failures += 1
                 if failures == 1:
                     log.warning("Database unavailable (%s); no new jobs until it answers", exc)
-                await _first(stop, seconds=READ_BACKOFF.delay(failures))
+                await wait_any(stop, seconds=self._backoff.delay(failures))
                 continue
             log.info("Database reachable; taking jobs again")
             self._degraded = False
@@ -241,14 +243,14 @@ class Supervisor:
     # -- background -----------------------------------------------------------------------
 
     async def _keep_fresh(self, stop: asyncio.Event) -> None:
-        while not await _first(stop, seconds=self._refresh_every):
+        while not await wait_any(stop, seconds=self._refresh_every):
             try:
                 await self._queue.keep_fresh(list(self._inflight))
             except TRANSIENT as exc:
                 log.warning("Could not refresh held jobs: %s", exc)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
-        while not await _first(stop, seconds=self._settings.worker_heartbeat_seconds):
+        while not await wait_any(stop, seconds=self._settings.worker_heartbeat_seconds):
             await self._prune_consumers()
             redis_ok, db_ok, head = await self._health()
             busy = len(self._inflight)
@@ -291,19 +293,7 @@ class Supervisor:
     async def _leave_group(self) -> None:
         try:
             if await self._queue.leave_group():
-                log.info("Left consumer group %s as %s", GROUP, self._queue.consumer)
+                log.info("Left consumer group %s as %s", WORKER_GROUP, self._queue.consumer)
         except TRANSIENT as exc:
             log.warning("Could not leave consumer group: %s", exc)
 
-
-async def _first(*events: asyncio.Event, seconds: float | None = None) -> bool:
-    """Wait until one of ``events`` is set or ``seconds`` pass; True when one is set."""
-    if any(event.is_set() for event in events):
-        return True
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return bool(done)

@@ -16,9 +16,9 @@ from api.metrics import CONTENT_TYPE
 from api.problems import responses
 from api.schemas import Health
 from api.services import Services
+from ledger.db import translated
 from ledger.errors import StoreError
 from ledger.sql import load_queries
-from ledger.store import translated
 
 log = logging.getLogger(__name__)
 
@@ -71,5 +71,6 @@ async def health(services: ServicesDep) -> Any:
 )
 async def metrics(services: ServicesDep) -> Response:
     """Requests, runs by status, queue length and pending jobs, follower lag, open streams."""
-    await services.metrics.refresh(services)
+    await services.metrics.refresh(queries=services.queries, pool=services.pool,
+                                   redis=services.redis)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)

@@ -27,10 +27,8 @@ TABLES = ("locator_memory",)
 
 
 def entry_from_row(row: asyncpg.Record) -> MemoryEntry:
+    # Every connection is opened by ``ledger.db`` with the jsonb codec: fingerprint is a dict.
     fingerprint = row["fingerprint"]
-    if isinstance(fingerprint, str | bytes):
-        # A pool opened without ``ledger.db``'s jsonb codec hands jsonb back as text.
-        fingerprint = orjson.loads(fingerprint)
     return MemoryEntry(
         key=row["key"], url=row["url"], action=row["action"], instruction=row["instruction"],
         locator=row["locator"], fingerprint=fingerprint or {}, successes=row["successes"],

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
-from ledger.store import translated
+from ledger.db import translated
 from projections.locator_memory.follower import Q, entry_from_row
 from projections.locator_memory.keys import normalise_instruction
 from projections.locator_memory.memory import MemoryEntry

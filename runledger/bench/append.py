@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from ledger.db import create_pool
-from ledger.domain import Run
+from ledger.domain import Run, StepResult
 from ledger.store import PgEventStore
 from runledger.bench.harness import Figure, fresh_database, median, percentile, report, servers
 
@@ -59,8 +59,9 @@ def make_workload(runs: int, per_transaction: int) -> list[list[Batch]]:
         run.start(worker="bench", browser=BROWSER)
         steps = 3 if per_transaction == 1 else 17
         for index in range(steps):
-            run.record_step(index=index, action="click", instruction="Click 'Go'",
-                            status="passed", strategy="dom", duration_ms=12, url="http://x/")
+            run.record_step(StepResult(
+                index=index, action="click", instruction="Click 'Go'", status="passed",
+                strategy="dom", duration_ms=12, url="http://x/"))
         run.complete(status="passed", duration_ms=40)
         events = run.collect_events()
         workload.append([events[i:i + per_transaction]

@@ -1,4 +1,5 @@
-"""Shared benchmark plumbing: a throw-away database and Redis, timing, and the report.
+"""Shared benchmark plumbing: servers and throw-away databases (from ``runledger.testing``),
+timing, and the report.
 
 Every benchmark prints a table and, with ``--json FILE``, writes
 ``{"figures": [{"name", "value", "unit", "baseline", "baseline_value", "ratio"}]}`` where
@@ -9,20 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-import tempfile
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from ledger.migrate import migrate
-from runledger.schema import all_migrations
+from runledger.testing import local_servers, throwaway_database
 
 # Wide enough for the figures table when output is not a terminal (CI logs, files).
 console = Console(width=150)
@@ -39,11 +34,11 @@ class Figure:
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline_value in (None, 0) or self.value == 0:
+        if self.baseline_value is None or self.baseline_value == 0 or self.value == 0:
             return None
         if self.unit in HIGHER_IS_BETTER:
-            return self.value / self.baseline_value  # type: ignore[operator]
-        return self.baseline_value / self.value  # type: ignore[operator]
+            return self.value / self.baseline_value
+        return self.baseline_value / self.value
 
     def as_json(self) -> dict[str, object]:
         return {**asdict(self), "ratio": self.ratio}
@@ -77,44 +72,11 @@ def report(title: str, figures: list[Figure], json_out: Path | None) -> None:
         console.print(f"figures written to {json_out}")
 
 
-@contextlib.contextmanager
-def servers(database_url: str | None, redis_url: str | None) -> Iterator[tuple[str, str]]:
-    """The given servers, or embedded ones started for this benchmark and stopped after."""
-    from runledger.embedded import start_postgres, start_valkey
-
-    with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="runledger-bench-")))
-        if database_url is None:
-            pg = start_postgres(tmp / "pg", ephemeral=True)
-            stack.callback(pg.stop)
-            database_url = pg.url
-        if redis_url is None:
-            valkey = start_valkey(tmp / "valkey", ephemeral=True)
-            stack.callback(valkey.stop)
-            redis_url = valkey.url
-        yield database_url, redis_url
+# The benchmarks' servers and databases are the tests' (one definition, in runledger.testing):
+# ``servers(database_url, redis_url)`` starts embedded ones for what is not given, and
+# ``fresh_database(server_url)`` is a new database migrated from zero, dropped afterwards.
+servers = local_servers
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
-    """A new, migrated database on ``server_url``; dropped afterwards."""
-    name = f"runledger_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn, all_migrations())
-    finally:
-        await conn.close()
-    try:
-        yield url
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+def fresh_database(server_url: str) -> contextlib.AbstractAsyncContextManager[str]:
+    return throwaway_database(server_url, prefix="runledger_bench")

@@ -36,7 +36,7 @@ from psycopg.sql import SQL
 
 from ledger.codec import OrjsonTranscoder
 from ledger.db import create_pool
-from ledger.domain import Run
+from ledger.domain import Run, StepResult
 from ledger.store import PgEventStore
 from projections import runs as runs_model
 from projections import steps as steps_model
@@ -75,9 +75,10 @@ def lifecycle(steps: int) -> list[Any]:
                     steps=[{"action": "click", "instruction": "Click 'Go'"}])
     run.start(worker="bench", browser=BROWSER)
     for index in range(steps):
-        run.record_step(index=index, action="click", instruction="Click 'Go'",
-                        status="passed" if index % 7 else "failed", strategy="dom",
-                        duration_ms=12, url="http://127.0.0.1/", details={"locator": "#go"})
+        run.record_step(StepResult(
+            index=index, action="click", instruction="Click 'Go'",
+            status="passed" if index % 7 else "failed", strategy="dom",
+            duration_ms=12, url="http://127.0.0.1/", details={"locator": "#go"}))
     run.complete(status="passed", duration_ms=40)
     return run.collect_events()
 

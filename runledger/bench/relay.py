@@ -29,7 +29,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from ledger.db import create_pool
-from ledger.domain import Run
+from ledger.domain import Run, StepResult
 from ledger.store import PgEventStore
 from projections.relay import stream_key
 from runledger.bench.harness import Figure, fresh_database, percentile, report, servers
@@ -52,8 +52,9 @@ def schedule(total: int) -> list[Any]:
                             steps=[{"action": "click", "instruction": "Click 'Go'"}])
             run.start(worker="bench", browser=BROWSER)
             for index in range(STEPS):
-                run.record_step(index=index, action="click", instruction="Click 'Go'",
-                                status="passed", strategy="dom", duration_ms=5)
+                run.record_step(StepResult(
+                    index=index, action="click", instruction="Click 'Go'", status="passed",
+                    strategy="dom", duration_ms=5))
             run.complete(status="passed", duration_ms=100)
             wave.append(run.collect_events())
         events += [run[i] for i in range(STEPS + 3) for run in wave]

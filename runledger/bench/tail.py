@@ -36,8 +36,9 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from ledger.db import create_pool
-from ledger.domain import Run
+from ledger.domain import Run, StepResult
 from ledger.store import PgEventStore
+from ledger.streams import stream_key
 from runledger.bench.harness import Figure, fresh_database, percentile, report, servers
 
 POLL_INTERVAL = 0.5
@@ -107,8 +108,9 @@ async def _lane(store: PgEventStore, runs: list[Run], rate: float, began: float,
         if delay > 0:
             await asyncio.sleep(delay)
         run = runs[index % len(runs)]
-        run.record_step(index=run.last_step + 1, action="click", instruction="Click",
-                        status="passed", strategy="dom", duration_ms=5)
+        run.record_step(StepResult(
+            index=run.last_step + 1, action="click", instruction="Click", status="passed",
+            strategy="dom", duration_ms=5))
         await store.save(run)
         committed[(str(run.id), run.version)] = time.perf_counter()
         index += 1
@@ -152,7 +154,7 @@ async def _poller(redis: aioredis.Redis, run_ids: list[str], clock: Clock,
             return
         async with redis.pipeline(transaction=False) as pipe:
             for run_id in run_ids:
-                pipe.xrange(f"run_events:{run_id}", f"({last[run_id]}-0", "+")
+                pipe.xrange(stream_key(run_id), f"({last[run_id]}-0", "+")
             replies = await pipe.execute()
         arrived = time.perf_counter()
         for run_id, entries in zip(run_ids, replies, strict=True):
@@ -167,7 +169,7 @@ async def _poller(redis: aioredis.Redis, run_ids: list[str], clock: Clock,
 async def _relay_probe(redis: aioredis.Redis, run_ids: list[str], clock: Clock,
                        stop: asyncio.Event) -> None:
     """When entries appear in Redis: the relay's share of the latency, before the API's."""
-    last = {f"run_events:{run_id}": "2-0" for run_id in run_ids}
+    last = {stream_key(run_id): "2-0" for run_id in run_ids}
     while not stop.is_set():
         reply = await redis.xread(last, block=200)
         arrived = time.perf_counter()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
@@ -17,7 +16,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from ledger.artifacts import ArtifactRef, FileArtifactStore
+from ledger.domain import StepResult
 from ledger.store import PgEventStore
+from runledger.testing import wait_until
 
 T = TypeVar("T")
 API_KEY = "test-key-0123456789"
@@ -36,20 +37,6 @@ def a_test(name: str = "login", steps: list[dict[str, Any]] | None = None) -> di
     return {"name": name, "url": "http://127.0.0.1:9/",
             "definition": {"steps": STEPS if steps is None else steps},
             "auto_handle_popups": True}
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[T | None]], *, within: float = 10.0, what: str = "condition"
-) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -72,12 +59,12 @@ class FakeWorker:
         if screenshot is not None:
             ref = await self.artifacts.put(screenshot, kind="screenshot", content_type="image/png")
         run = await self.store.load_run(run_id)
-        run.record_step(
+        run.record_step(StepResult(
             index=index, action="click", instruction=f"Step {index}", status=status,
             strategy="dom", healed=healed, duration_ms=10 + index, attempts=1,
             url="http://127.0.0.1:9/", error=None if status == "passed" else "not found",
             artifacts=[ref.as_dict()] if ref else [], details=details or {},
-        )
+        ))
         await self.store.save(run)
         return ref
 

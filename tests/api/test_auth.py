@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from tests.api.conftest import asgi_client
 from tests.api.helpers import API_KEY, a_test
 
+pytestmark = pytest.mark.e2e
+
 OPEN = {"/health"}
 STREAMS = {"/runs/{run_id}/stream", "/results/{run_id}/stream"}
 

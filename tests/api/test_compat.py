@@ -7,10 +7,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from ledger.store import PgEventStore
 from tests.api.helpers import FakeWorker, SseReader, a_test
 from tests.api.test_tests import assert_problem
+
+pytestmark = pytest.mark.e2e
 
 PNG = b"\x89PNG\r\n\x1a\nlegacy"
 

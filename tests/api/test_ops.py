@@ -14,9 +14,13 @@ import redis.asyncio as aioredis
 
 from api.app import create_app
 from api.commands import RunCommands
+from api.hub import StreamHub
+from ledger.streams import QUEUE, WORKER_GROUP
 from tests.api.conftest import asgi_client
 from tests.api.helpers import AUTH, FakeWorker, a_test, wait_until
 from tests.api.test_tests import assert_problem
+
+pytestmark = pytest.mark.e2e
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -58,12 +62,12 @@ async def test_metrics(client: httpx.AsyncClient, worker: FakeWorker,
     await worker.finish(uuid.UUID(run_ids[0]), steps=1)
 
     async def relayed() -> bool:
-        return await redis.xlen("runs:queue") == 3
-    await wait_until(relayed, what="three jobs in runs:queue")
+        return await redis.xlen(QUEUE) == 3
+    await wait_until(relayed, what=f"three jobs in {QUEUE}")
     text = (await client.get("/metrics")).text
     assert sample(text, "runledger_queue_pending") == 0.0  # no consumer group yet
-    await redis.xgroup_create("runs:queue", "run-workers", id="0")
-    await redis.xreadgroup("run-workers", "w1", {"runs:queue": ">"}, count=2)
+    await redis.xgroup_create(QUEUE, WORKER_GROUP, id="0")
+    await redis.xreadgroup(WORKER_GROUP, "w1", {QUEUE: ">"}, count=2)
 
     async def projected() -> str | None:
         text = (await client.get("/metrics")).text
@@ -110,17 +114,20 @@ async def test_unexpected_error_is_a_logged_500_problem(
     assert any("request_id=req-42" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
+@pytest.mark.parametrize(("owner", "method"), [(RunCommands, "delete_expired_keys"),
+                                               (StreamHub, "_connect")],
+                         ids=["janitor", "stream-hub"])
 async def test_background_task_death_is_loud(
-    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch, owner: type, method: str
 ) -> None:
-    async def explode(self: RunCommands) -> int:
-        raise RuntimeError("janitor bug")
+    async def explode(self: object) -> None:
+        raise RuntimeError(f"{method} bug")
 
-    monkeypatch.setattr(RunCommands, "delete_expired_keys", explode)
+    monkeypatch.setattr(owner, method, explode)
     fatal: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
     app = create_app(make_settings(), on_fatal=fatal.set_result)
     async with asgi_client(app) as client:
         exc = await asyncio.wait_for(fatal, 10)
-        assert str(exc) == "janitor bug"
+        assert str(exc) == f"{method} bug"
         response = await client.get("/health")
         assert response.status_code == 503 and response.json()["status"] == "degraded"

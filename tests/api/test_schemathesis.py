@@ -18,6 +18,8 @@ from api.settings import ApiSettings
 from tests.api.conftest import running_followers
 from tests.api.helpers import AUTH, serve
 
+pytestmark = pytest.mark.e2e
+
 MAX_EXAMPLES = 25
 
 

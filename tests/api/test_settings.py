@@ -11,6 +11,8 @@ from api.settings import ApiSettings
 from ledger.errors import ConfigurationError
 from ledger.settings import load_settings
 
+pytestmark = pytest.mark.unit
+
 BASE = {"DATABASE_URL": "postgresql://u@127.0.0.1/db", "REDIS_URL": "redis://127.0.0.1/0"}
 
 

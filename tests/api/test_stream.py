@@ -10,14 +10,18 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
 from ledger.artifacts import FileArtifactStore
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE, decode_event, stream_key
 from tests.api.conftest import running_followers
 from tests.api.helpers import AUTH, FakeWorker, SseReader, a_test, serve, wait_until
 from tests.api.test_tests import assert_problem
+
+pytestmark = pytest.mark.e2e
 
 
 async def new_run(http: httpx.AsyncClient) -> uuid.UUID:
@@ -114,14 +118,14 @@ async def test_tail_opened_before_the_relay_published_the_run(
     async with serve(app) as url, httpx.AsyncClient(base_url=url, headers=AUTH,
                                                     timeout=30) as http:
         run_id = await new_run(http)
-        assert await redis.exists(f"run_events:{run_id}") == 0
-        assert await redis.exists("runs:queue") == 0
+        assert await redis.exists(stream_key(run_id)) == 0
+        assert await redis.exists(QUEUE) == 0
         async with http.stream("GET", f"/runs/{run_id}/stream") as response:
             events = SseReader(response).events()
             first = await anext(events)
             assert first.event == "queued"
             async with running_followers(database_url, redis_url):
-                await wait_until(lambda: redis.exists(f"run_events:{run_id}"),
+                await wait_until(lambda: redis.exists(stream_key(run_id)),
                                  what="the relay to publish")
                 await worker.finish(run_id, steps=2)
                 rest = [event async for event in events]
@@ -133,7 +137,7 @@ async def test_gap_in_the_redis_stream_is_filled_from_postgres(
     http: httpx.AsyncClient, worker: FakeWorker, redis: aioredis.Redis
 ) -> None:
     run_id = await new_run(http)
-    key = f"run_events:{run_id}"
+    key = stream_key(run_id)
     await worker.start(run_id)
     async with http.stream("GET", f"/runs/{run_id}/stream") as response:
         events = SseReader(response).events()
@@ -409,3 +413,49 @@ async def test_hub_reconnects_after_its_connection_is_killed(
         assert again["id"] != hub["id"]
         await worker.finish(second, steps=1)
         assert [event.id async for event in events] == ["2", "3", "4"]
+
+
+def _upcast_cancelled_v1_v2(state: dict[str, Any]) -> None:
+    # A made-up second version of ``cancelled``: it records who asked, and its reason is
+    # normalised. Events stored by the first version are brought up to it when read.
+    state["requested_by"] = "an earlier release"
+    state["reason"] = state["reason"].strip().capitalize()
+
+
+async def test_a_versioned_event_is_seen_upcast_by_read_model_history_and_stream(
+    http: httpx.AsyncClient, pool: asyncpg.Pool, redis: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One decode path: an event stored in shape v1 reaches the ``runs`` read model,
+    ``GET /runs/{id}/events``, the relay's live stream and an SSE client in the shape of
+    the current class (v2)."""
+    from ledger.domain import Run
+    from ledger.store import Q
+
+    monkeypatch.setattr(Run.Cancelled, "class_version", 2, raising=False)
+    monkeypatch.setattr(Run.Cancelled, "upcast_v1_v2",
+                        staticmethod(_upcast_cancelled_v1_v2), raising=False)
+    run_id = await new_run(http)
+    store = PgEventStore(pool)
+    run = await store.load_run(run_id)
+    run.cancel(reason="  stopped by hand ")
+    ids, versions, topics, states = store.encode(run.collect_events())
+    v1 = orjson.loads(states[0])
+    assert v1.pop("class_version") == 2  # written today it would be v2: store it as v1
+    await pool.fetch(Q["append"], ids, versions, topics, [orjson.dumps(v1)], "5s")
+
+    async def projected() -> asyncpg.Record | None:
+        return await pool.fetchrow(
+            "SELECT error FROM runs WHERE id = $1 AND status = 'cancelled'", run_id)
+
+    assert (await wait_until(projected, what="the cancelled row"))["error"] == "Stopped by hand"
+    expected = {"reason": "Stopped by hand", "requested_by": "an earlier release"}
+    assert (await history(http, run_id))[-1]["data"] == expected
+    async def relayed() -> list[Any]:
+        return [e for e in await redis.xrange(stream_key(run_id)) if e[1]["type"] == "cancelled"]
+
+    live = (await wait_until(relayed, what="the relayed cancelled entry"))[0]
+    assert decode_event(run_id, live[1])["data"] == expected
+    streamed = await read_stream(http, f"/runs/{run_id}/stream")
+    assert streamed[-1].event == "cancelled" and streamed[-1].data["data"] == expected
+    assert (await store.load_run(run_id)).error == "Stopped by hand"

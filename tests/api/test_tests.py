@@ -10,6 +10,8 @@ import pytest
 
 from tests.api.helpers import STEPS, a_test
 
+pytestmark = pytest.mark.e2e
+
 PROBLEM = "application/problem+json"
 
 

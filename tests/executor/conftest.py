@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import pytest_asyncio
 from ledger.artifacts import FileArtifactStore
 from ledger.db import create_pool
 from ledger.definition import parse_steps
+from runledger.testing import local_site
 from worker.agent import AgentExecutor, ExecutorConfig
 from worker.agent.browser import ChromiumHost
 from worker.ports import RunJob, StepResult
@@ -30,41 +29,16 @@ from worker.ports import RunJob, StepResult
 SITE = Path(__file__).parent / "site"
 
 
-class _SiteHandler(SimpleHTTPRequestHandler):
-    """Static files; ``{{RANDOM}}`` in a page becomes a new value on every load."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, directory=str(SITE), **kwargs)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        path = SITE / self.path.split("?", 1)[0].lstrip("/")
-        if path.is_file() and (path.suffix == ".html" or not path.suffix):
-            body = path.read_text().replace("{{RANDOM}}", str(secrets.randbelow(10**8)))
-            data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        super().do_GET()
+def _new_random_values(page: str) -> str:
+    """``{{RANDOM}}`` in a page becomes a new value on every load."""
+    return page.replace("{{RANDOM}}", str(secrets.randbelow(10**8)))
 
 
 @pytest.fixture(scope="session")
 def site() -> Iterator[str]:
     """Base URL of the test site, served from a thread for the whole session."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SiteHandler)
-    thread = threading.Thread(target=server.serve_forever, name="test-site", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with local_site(SITE, render=_new_random_values, name="test-site") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

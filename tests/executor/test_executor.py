@@ -28,7 +28,7 @@ from worker.ports import StepResult
 
 from .conftest import RecordingSink, chromium_processes, make_job
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 MakeExecutor = Callable[..., AgentExecutor]
 
@@ -107,7 +107,7 @@ async def test_a_passing_run_through_every_action(site: str, make_executor: Make
 
 
 def _event_shape(result: StepResult) -> dict[str, Any]:
-    return {k: v for k, v in result.__dict__.items()}
+    return result.as_event_data()
 
 
 async def test_a_failing_verify_fails_the_run_at_that_step(

@@ -9,6 +9,8 @@ import pytest
 from ledger.definition import Step
 from worker.agent.instruction import Intent, Scope, parse
 
+pytestmark = pytest.mark.unit
+
 
 def intent(action: str, instruction: str, **fields: Any) -> Intent:
     if action == "verify":

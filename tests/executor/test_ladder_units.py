@@ -15,6 +15,8 @@ from worker.agent.instruction import Intent
 from worker.agent.locators import InvalidLocator, LocatorSpec
 from worker.agent.probe import Match, similarity
 
+pytestmark = pytest.mark.unit
+
 
 def finding(score: float, *ids: int, exact: bool = True, ok: bool = True,
             name: str = "x") -> Finding:

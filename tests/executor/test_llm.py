@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
+from runledger.testing import serve_http
 from worker.agent import AgentExecutor
 from worker.agent.llm import OpenAICompatibleAdvisor, parse_answer
 
 from .conftest import RecordingSink, make_job
+
+pytestmark = pytest.mark.browser
 
 MakeExecutor = Callable[..., AgentExecutor]
 
@@ -68,15 +70,8 @@ def model() -> Iterator[tuple[FakeModel, str]]:
             self.end_headers()
             self.wfile.write(data)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, name="fake-llm", daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_http(Handler, name="fake-llm") as url:
+        yield fake, f"{url}/v1"
 
 
 STEPS = [

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from ledger.codec import RecordedEvent
-from ledger.domain import Run
+from ledger.domain import Run, StepResult
 from ledger.store import PgEventStore
 from projections.locator_memory import (
     MemoryEntry,
@@ -29,6 +29,7 @@ URL = "https://shop.example/orders/42"
 LOCATOR = 'get_by_role("button", name="Pay", exact=True)'
 
 
+@pytest.mark.unit
 def test_urls_are_normalised_to_a_page_pattern() -> None:
     assert normalise_url("https://Shop.Example:443/orders/42/?tab=2#top") == (
         "https://shop.example/orders/{n}")
@@ -39,6 +40,7 @@ def test_urls_are_normalised_to_a_page_pattern() -> None:
     assert normalise_url("about:blank") == "about:blank"
 
 
+@pytest.mark.unit
 def test_instructions_are_folded_and_values_templated() -> None:
     assert normalise_instruction("Fill  'Email' with 'ada@example.com'", "ada@example.com") == (
         "fill 'email' with {value}")
@@ -66,6 +68,7 @@ def step_event(*, status: str = "passed", locator: str | None = LOCATOR, result:
     })
 
 
+@pytest.mark.unit
 def test_fold_learns_counts_replaces_and_drops() -> None:
     seen = observe(step_event())
     assert seen is not None
@@ -91,6 +94,7 @@ def test_fold_learns_counts_replaces_and_drops() -> None:
     assert unrelated is not None and fold(entry, unrelated) == entry
 
 
+@pytest.mark.unit
 def test_three_misses_in_a_row_drop_even_a_long_reliable_record() -> None:
     entry: MemoryEntry | None = MemoryEntry("k1", URL, "click", "click 'pay'", LOCATOR,
                                             successes=50)
@@ -102,6 +106,7 @@ def test_three_misses_in_a_row_drop_even_a_long_reliable_record() -> None:
     assert fold(entry, miss) is None
 
 
+@pytest.mark.unit
 def test_steps_without_a_memory_key_are_not_observed() -> None:
     event = step_event()
     event.data["details"] = {}
@@ -110,6 +115,7 @@ def test_steps_without_a_memory_key_are_not_observed() -> None:
     assert observe(queued) is None
 
 
+@pytest.mark.integration
 @module_loop
 async def test_the_batch_applies_in_order_and_the_reader_serves_it(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
@@ -131,6 +137,7 @@ async def test_the_batch_applies_in_order_and_the_reader_serves_it(pool: asyncpg
     assert set(for_run) == {"b"}
 
 
+@pytest.mark.integration
 @module_loop
 async def test_real_step_events_are_observed(pool: asyncpg.Pool) -> None:
     """The shape the executor records survives the event store and codec."""
@@ -139,8 +146,9 @@ async def test_real_step_events_are_observed(pool: asyncpg.Pool) -> None:
                     steps=[{"action": "click", "instruction": "Click 'Pay'"}])
     run.start(worker="w", browser={"name": "chromium", "version": "1"})
     source = step_event(key=memory_key(URL, "click", "Click 'Pay'")).data
-    run.record_step(index=0, action="click", instruction="Click 'Pay'", status="passed",
-                    strategy="dom", url=URL, details=source["details"])
+    run.record_step(StepResult(index=0, action="click", instruction="Click 'Pay'",
+                               status="passed", strategy="dom", url=URL,
+                               details=source["details"]))
     await store.save(run)
     events = await store.read_after(0)
     async with pool.acquire() as conn, conn.transaction():

@@ -5,7 +5,6 @@ reading what it learnt."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,14 +13,16 @@ import pytest
 
 from ledger.domain import Run
 from ledger.store import LogListener, PgEventStore
-from projections.follower import FollowerRunner, follower_lag
+from projections.follower import FollowerRunner
 from projections.locator_memory import FOLLOWER, NAME, PgLocatorMemory
+from runledger.testing import follower_position, wait_until
 from worker.agent import AgentExecutor
 from worker.ports import Outcome, RunJob, StepResult
 
 from .conftest import make_job
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.browser,
+              pytest.mark.asyncio(loop_scope="module")]
 
 MakeExecutor = Callable[..., AgentExecutor]
 
@@ -34,12 +35,7 @@ class LedgerSink:
         self._run = run
 
     async def record(self, result: StepResult) -> None:
-        self._run.record_step(
-            index=result.index, action=result.action, instruction=result.instruction,
-            status=result.status, strategy=result.strategy, healed=result.healed,
-            duration_ms=result.duration_ms, attempts=result.attempts, url=result.url,
-            error=result.error, artifacts=result.artifacts, details=result.details,
-        )
+        self._run.record_step(result)
         await self._store.save(self._run)
 
 
@@ -65,11 +61,11 @@ async def catch_up(pool: asyncpg.Pool, dsn: str) -> None:
     runner = FollowerRunner(FOLLOWER, dsn=dsn, listener=listener, stop=stop)
     task = asyncio.create_task(runner.run(), name="locator-memory-follower")
     try:
-        deadline = time.monotonic() + 20
-        while (await follower_lag(pool)).get(NAME, head) > 0 or not runner.active:
-            assert time.monotonic() < deadline, "the follower did not catch up"
+        async def applied() -> bool:
             assert not task.done(), task.exception()
-            await asyncio.sleep(0.05)
+            return runner.active and await follower_position(pool, NAME) >= head
+
+        await wait_until(applied, what="the locator-memory follower to apply the log")
     finally:
         stop.set()
         await task

@@ -20,6 +20,7 @@ def owner(test: str, run: int, *, days_ago: float = 0) -> ArtifactOwner:
     return ArtifactOwner(test, f"{test}-run-{run}", started)
 
 
+@pytest.mark.unit
 async def test_screenshots_of_older_runs_go_per_test(tmp_path: Path) -> None:
     store = FileArtifactStore(tmp_path)
     refs = {}
@@ -37,6 +38,7 @@ async def test_screenshots_of_older_runs_go_per_test(tmp_path: Path) -> None:
     assert (again.runs, again.deleted) == (6, 0)
 
 
+@pytest.mark.unit
 async def test_traces_go_after_the_configured_days(tmp_path: Path) -> None:
     store = FileArtifactStore(tmp_path)
     old = await store.put(b"old trace", kind="trace", content_type="application/zip",
@@ -51,6 +53,7 @@ async def test_traces_go_after_the_configured_days(tmp_path: Path) -> None:
     assert await store.exists(new.id) and await store.exists(shot.id)
 
 
+@pytest.mark.unit
 async def test_a_file_still_listed_by_a_kept_run_is_kept(tmp_path: Path) -> None:
     store = FileArtifactStore(tmp_path)
     same = b"identical screenshot bytes"
@@ -66,6 +69,7 @@ async def test_a_file_still_listed_by_a_kept_run_is_kept(tmp_path: Path) -> None
     assert report.deleted == 1  # run 2's own screenshot; run 1's is still run u-9's
 
 
+@pytest.mark.unit
 async def test_unowned_files_and_torn_manifest_lines_are_left_alone(tmp_path: Path) -> None:
     store = FileArtifactStore(tmp_path)
     loose = await store.put(b"uploaded by hand", kind="screenshot", content_type="image/png")
@@ -89,6 +93,7 @@ def _hold_exclusive_lock(root: str, locked: object, release: object) -> None:
     os.close(fd)
 
 
+@pytest.mark.integration
 async def test_writers_wait_for_a_prune_in_another_process(tmp_path: Path) -> None:
     store = FileArtifactStore(tmp_path)
     await store.put(b"first", kind="screenshot", content_type="image/png", owner=owner("t", 1))
@@ -111,6 +116,7 @@ async def test_writers_wait_for_a_prune_in_another_process(tmp_path: Path) -> No
         await asyncio.to_thread(pruner.join, 10)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("runs", [1, 25])
 async def test_executor_policy_defaults(runs: int, tmp_path: Path) -> None:
     store = FileArtifactStore(tmp_path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,18 +16,21 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
+from ledger.aio import Backoff
 from ledger.codec import RecordedEvent
 from ledger.domain import Run
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE
+from runledger.testing import wait_until
 from worker.agent import AgentExecutor
 from worker.agent.browser import ChromiumHost
 from worker.consumer import ConsumerConfig, RunConsumer
-from worker.queue import QUEUE, RedisRunQueue
-from worker.retry import Backoff
+from worker.queue import RedisRunQueue
 
 from .conftest import chromium_processes
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.browser,
+              pytest.mark.asyncio(loop_scope="module")]
 
 MakeExecutor = Callable[..., AgentExecutor]
 
@@ -97,12 +99,9 @@ async def test_a_browser_crash_becomes_errored_keeping_earlier_steps(
     executor = make_executor(screenshots="off", traces="off", step_timeout_seconds=30.0)
 
     async def kill_after_first_step() -> None:
-        deadline = time.monotonic() + 20
-        while not await pool.fetchval(
+        await wait_until(lambda: pool.fetchval(
             "SELECT count(*) FROM stored_events WHERE topic = 'runledger:Run.StepRecorded'"
-        ):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        ), what="the first step to be recorded")
         for pid in chromium_processes(host.tag)["browser"]:
             os.kill(pid, signal.SIGKILL)
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import pytest
 
-from ledger.domain import Run
+from ledger.domain import Run, StepResult
 from ledger.store import LogListener, PgEventStore
 from projections.follower import Follower, FollowerRunner
+from runledger.testing import follower_position, log_head
 
 BROWSER = {"name": "chromium", "version": "test"}
 OUTCOMES = ("passed", "failed", "errored", "timed-out", "cancelled", "running", "queued")
@@ -45,13 +45,13 @@ def advance(run: Run, outcome: str, steps: int = 2, rng: random.Random | None = 
     run.start(worker="w-1", browser=BROWSER)
     for index in range(steps):
         status = "failed" if outcome == "failed" and index == steps - 1 else "passed"
-        run.record_step(
+        run.record_step(StepResult(
             index=index, action="click", instruction=f"Click #{index}", status=status,
             strategy="dom", healed=index % 2 == 1, duration_ms=10 + index, attempts=1,
             url="http://127.0.0.1/", error="not found" if status == "failed" else None,
             artifacts=[{"id": f"a{index}", "kind": "screenshot", "size": 3}],
             details={"locator": f"#b{index}"},
-        )
+        ))
     if outcome in ("passed", "failed"):
         run.complete(status=outcome, duration_ms=123,
                      error="step failed" if outcome == "failed" else None,
@@ -107,29 +107,12 @@ class _Written:
     version: int
 
 
-async def wait_for(
-    condition: Callable[[], Awaitable[Any]], *, within: float = 20.0, interval: float = 0.02,
-    message: str = "condition",
-) -> Any:
-    """Poll ``condition`` until it returns something truthy, or fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {message}")
-        await asyncio.sleep(interval)
-
-
 async def checkpoint(pool: asyncpg.Pool, name: str) -> int:
-    return await pool.fetchval(
-        "SELECT position FROM follower_checkpoints WHERE name = $1", name) or 0
+    return await follower_position(pool, name)
 
 
 async def caught_up(pool: asyncpg.Pool, name: str) -> bool:
-    head = await pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM stored_events")
-    return await checkpoint(pool, name) == head
+    return await follower_position(pool, name) == await log_head(pool)
 
 
 @contextlib.asynccontextmanager

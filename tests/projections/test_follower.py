@@ -16,17 +16,18 @@ from projections import follower_lag, runs, steps
 from projections.errors import FollowerError
 from projections.follower import ApplyBatch, Follower, FollowerRunner
 from projections.rebuild import rebuild
+from runledger.testing import wait_for_position, wait_until
 
 from .conftest import (
     append_all,
-    caught_up,
     checkpoint,
     plan_runs,
     running,
     table_rows,
-    wait_for,
     write_runs,
 )
+
+pytestmark = pytest.mark.integration
 
 
 async def test_follows_the_log_as_it_grows(
@@ -35,11 +36,11 @@ async def test_follows_the_log_as_it_grows(
     await write_runs(store, 5, seed=1)
     assert await follower_lag(pool) == {}
     async with running(runs.MODEL.follower(), pool, database_url, batch_size=3):
-        await wait_for(lambda: caught_up(pool, "runs"), message="first catch-up")
+        await wait_for_position(pool, "runs")
         assert await follower_lag(pool) == {"runs": 0}
         # Woken by NOTIFY: new events are applied without a restart.
         written = await write_runs(store, 5, seed=2)
-        await wait_for(lambda: caught_up(pool, "runs"), message="second catch-up")
+        await wait_for_position(pool, "runs")
     rows = await pool.fetch("SELECT id, version FROM runs")
     assert len(rows) == 10
     projected = {r["id"]: r["version"] for r in rows}
@@ -99,7 +100,7 @@ async def test_crashes_between_and_inside_batches_never_lose_or_double_apply(
         async with running(followers["runs"], pool, database_url, listener=listener), \
                 running(followers["run_steps"], pool, database_url, listener=listener):
             for name in crashers:
-                await wait_for(lambda n=name: caught_up(pool, n), message=f"{name} catch-up")
+                await wait_for_position(pool, name)
     finally:
         await listener.close()
     assert all(crashes.values()), crashes
@@ -133,18 +134,18 @@ async def crash_once(
     try:
         if mode == "between":
             # Cancelled right after a batch committed, or during the next read.
-            await wait_for(lambda: _unless_failed(tasks, _past(pool, name, before)),
-                           message="a batch")
+            await wait_until(lambda: _unless_failed(tasks, _past(pool, name, before)),
+                           what="a batch")
         else:
-            await wait_for(lambda: _unless_failed(tasks, _true(crasher.paused.is_set())),
-                           message="a paused batch")
+            await wait_until(lambda: _unless_failed(tasks, _true(crasher.paused.is_set())),
+                           what="a paused batch")
         if mode == "terminated":
             # The connection dies inside the batch transaction: the runner sees a transient
             # error, and resumes from the checkpoint, which did not move.
             await pool.fetchval("SELECT pg_terminate_backend($1)", crasher.server_pid)
             crasher.resume.set()
             assert await checkpoint(pool, name) == before
-            await wait_for(lambda: _past(pool, name, before), message="recovery")
+            await wait_until(lambda: _past(pool, name, before), what="recovery")
         # "inside": the runners are cancelled while the batch is paused mid-transaction.
     finally:
         crasher.armed = False
@@ -177,7 +178,7 @@ async def test_a_rewound_checkpoint_makes_a_running_follower_apply_again(
     moved under it in one transaction; its next batch notices and starts over."""
     await write_runs(store, 10, seed=8)
     async with running(runs.MODEL.follower(), pool, database_url, batch_size=4):
-        await wait_for(lambda: caught_up(pool, "runs"), message="catch-up")
+        await wait_for_position(pool, "runs")
         before = await table_rows(pool, "runs")
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT position FROM follower_checkpoints "
@@ -186,7 +187,7 @@ async def test_a_rewound_checkpoint_makes_a_running_follower_apply_again(
             await conn.execute("UPDATE follower_checkpoints SET position = 0 "
                                "WHERE name = 'runs'")
         await write_runs(store, 2, seed=9)
-        await wait_for(lambda: caught_up(pool, "runs"), message="re-application")
+        await wait_for_position(pool, "runs")
     after = await table_rows(pool, "runs")
     assert len(after) == 12
     assert [r for r in after if r["id"] in {b["id"] for b in before}] == before
@@ -206,16 +207,16 @@ async def test_second_instance_stands_by_and_takes_over(
     )
     tasks = [asyncio.create_task(first.run())]
     try:
-        await wait_for(lambda: _true(first.active), message="first active")
+        await wait_until(lambda: _true(first.active), what="first active")
         tasks.append(asyncio.create_task(second.run()))
         await write_runs(store, 3, seed=1)
-        await wait_for(lambda: caught_up(pool, "runs"), message="first applies")
+        await wait_for_position(pool, "runs")
         assert first.active and not second.active
         stops[0].set()
         await asyncio.wait_for(tasks[0], 10)
-        await wait_for(lambda: _true(second.active), message="second active")
+        await wait_until(lambda: _true(second.active), what="second active")
         await write_runs(store, 3, seed=2)
-        await wait_for(lambda: caught_up(pool, "runs"), message="second applies")
+        await wait_for_position(pool, "runs")
     finally:
         for stop in stops:
             stop.set()

@@ -15,16 +15,20 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from ledger.aio import supervise
 from ledger.codec import RecordedEvent
 from ledger.settings import load_settings
 from ledger.store import LogListener, PgEventStore
+from ledger.streams import stream_key
 from projections import runs
 from projections.errors import FollowerError
 from projections.follower import Follower, FollowerRunner
-from projections.relay import stream_key
-from projections.service import ProjectorSettings, run_projector, supervise
+from projections.service import ProjectorSettings, run_projector
+from runledger.testing import wait_for_position, wait_until
 
-from .conftest import caught_up, running, wait_for, write_runs
+from .conftest import caught_up, running, write_runs
+
+pytestmark = pytest.mark.integration
 
 FOLLOWERS = ("runs", "run_steps", "relay")
 
@@ -43,7 +47,7 @@ async def test_run_projector_runs_every_follower_and_stops_on_request(
     task = asyncio.create_task(run_projector(settings, stop), name="test-projector")
     try:
         written = await write_runs(store, 8, seed=3)
-        await wait_for(lambda: all_caught_up(pool), message="all followers")
+        await wait_until(lambda: all_caught_up(pool), what="all followers")
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
@@ -72,7 +76,8 @@ async def test_a_failing_follower_stops_the_others_and_its_error_surfaces(
     ]
     try:
         with pytest.raises(FollowerError, match="cannot apply"):
-            await asyncio.wait_for(supervise(runners, stop=asyncio.Event(), halt=halt), 15)
+            await asyncio.wait_for(supervise(
+                ((r.name, r.run()) for r in runners), stop=asyncio.Event(), halt=halt), 15)
     finally:
         await listener.close()
     assert halt.is_set() and not any(r.active for r in runners)
@@ -147,7 +152,7 @@ async def test_sigterm_stops_the_projector_cleanly(
     async with projector(database_url, redis_url, tmp_path) as child:
         await child.wait_for_lines(r"follower \S+: following from position", 3)
         await write_runs(store, 4, seed=2)
-        await wait_for(lambda: all_caught_up(pool), message="projected")
+        await wait_until(lambda: all_caught_up(pool), what="projected")
         assert await child.stop(signal.SIGTERM) == 0
         assert any("projector: stopped" in line for line in child.lines)
 
@@ -165,14 +170,14 @@ async def takeover(first: Projector, second: Projector, pool: asyncpg.Pool,
                    store: PgEventStore) -> None:
     await second.wait_for_lines(r"follower \S+: standing by", 3)
     await write_runs(store, 3, seed=1)
-    await wait_for(lambda: all_caught_up(pool), message="first projects")
+    await wait_until(lambda: all_caught_up(pool), what="first projects")
     assert not any("active (lock acquired)" in line for line in second.lines)
 
     first.process.kill()  # SIGKILL: no cleanup, its connections just drop
     assert await first.stop() == -signal.SIGKILL
     await second.wait_for_lines(r"follower \S+: active \(lock acquired\)", 3)
     await write_runs(store, 3, seed=2)
-    await wait_for(lambda: all_caught_up(pool), message="second projects")
+    await wait_until(lambda: all_caught_up(pool), what="second projects")
     assert await pool.fetchval("SELECT count(*) FROM runs") == 6
     assert await second.stop(signal.SIGINT) == 0
 
@@ -191,7 +196,7 @@ async def test_cli_rebuild_reports_what_it_did(
 ) -> None:
     await write_runs(store, 5, seed=4)
     async with running(runs.MODEL.follower(), pool, database_url):
-        await wait_for(lambda: caught_up(pool, "runs"), message="projected")
+        await wait_for_position(pool, "runs")
     before = await pool.fetch("SELECT * FROM runs ORDER BY id")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "runledger.cli", "rebuild", "runs", "--batch-size", "7",

@@ -12,14 +12,17 @@ import pytest
 from ledger.store import PgEventStore
 from projections import InvalidCursor, RunQueries, runs, steps
 from projections.queries import STATUSES, encode_cursor
+from runledger.testing import wait_for_position
 
-from .conftest import advance, caught_up, new_run, running, wait_for, write_runs
+from .conftest import advance, new_run, running, write_runs
+
+pytestmark = pytest.mark.integration
 
 
 async def project(pool: asyncpg.Pool, database_url: str) -> None:
     for model in (runs.MODEL, steps.MODEL):
         async with running(model.follower(), pool, database_url, batch_size=200):
-            await wait_for(lambda n=model.name: caught_up(pool, n), message=model.name)
+            await wait_for_position(pool, model.name)
 
 
 async def test_get_run_and_its_steps(

@@ -11,6 +11,7 @@ import pytest
 from ledger.store import PgEventStore
 from projections import runs, steps
 from projections.errors import FollowerError
+from projections.run_row import fold_runs
 
 from .conftest import advance, new_run, write_runs
 
@@ -25,6 +26,7 @@ async def apply_log(pool: asyncpg.Pool, batch_size: int) -> None:
                 await steps.apply(conn, batch)
 
 
+@pytest.mark.integration
 async def test_each_lifecycle_becomes_its_row(pool: asyncpg.Pool, store: PgEventStore) -> None:
     made = {}
     for outcome in ("passed", "failed", "errored", "timed-out", "running", "queued"):
@@ -90,6 +92,7 @@ def _ms(delta: object) -> int:
     return round(delta.total_seconds() * 1000)  # type: ignore[attr-defined]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("batch_size", [1, 2, 7])
 async def test_batching_does_not_change_the_rows(
     pool: asyncpg.Pool, database_url: str, store: PgEventStore, batch_size: int
@@ -110,6 +113,7 @@ async def test_batching_does_not_change_the_rows(
     assert {r[0]: r[1] for r in step_events} == {k: v for k, v in counts.items() if v}
 
 
+@pytest.mark.integration
 async def test_events_of_a_run_without_a_row_fail_loudly(
     pool: asyncpg.Pool, store: PgEventStore
 ) -> None:
@@ -122,6 +126,7 @@ async def test_events_of_a_run_without_a_row_fail_loudly(
             await runs.apply(conn, events[1:])
 
 
+@pytest.mark.integration
 async def test_a_step_applied_twice_is_refused(pool: asyncpg.Pool, store: PgEventStore) -> None:
     run = new_run()
     advance(run, "passed", steps=1)
@@ -133,7 +138,8 @@ async def test_a_step_applied_twice_is_refused(pool: asyncpg.Pool, store: PgEven
             await steps.apply(conn, events)
 
 
-def test_fold_is_one_patch_per_run_in_first_seen_order() -> None:
+@pytest.mark.integration
+def test_fold_runs_is_one_row_per_run_in_first_seen_order() -> None:
     rng = random.Random(3)
     a, b = new_run("a"), new_run("b")
     advance(a, "passed", steps=2, rng=rng)
@@ -146,7 +152,7 @@ def test_fold_is_one_patch_per_run_in_first_seen_order() -> None:
         events.append(RecordedEvent(
             n, state.pop("originator_id"), state.pop("originator_version"),
             type(event).TYPE, state.pop("timestamp").isoformat(), state))
-    patches = runs.fold(events)
+    patches = list(fold_runs(events, {}).values())
     assert [p.id for p in patches] == [a.id, b.id]
     assert (patches[0].status, patches[0].steps_passed, patches[0].version) == ("passed", 2, 5)
     assert (patches[1].status, patches[1].worker, patches[1].version) == ("running", "w-1", 3)

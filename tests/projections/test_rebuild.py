@@ -16,8 +16,11 @@ from projections import RunQueries, runs, steps
 from projections.errors import RebuildError
 from projections.follower import Follower, FollowerRunner
 from projections.rebuild import READ_MODELS, rebuild
+from runledger.testing import wait_for_position, wait_until
 
-from .conftest import caught_up, checkpoint, running, table_rows, wait_for, write_runs
+from .conftest import caught_up, checkpoint, running, table_rows, write_runs
+
+pytestmark = pytest.mark.integration
 
 SCHEMA = """
 SELECT c.relname, c.relkind::text, coalesce(pg_get_indexdef(i.indexrelid), '') AS def
@@ -38,7 +41,7 @@ ORDER BY 1, 2, 3
 async def apply_all(pool: asyncpg.Pool, database_url: str) -> None:
     for model in (runs.MODEL, steps.MODEL):
         async with running(model.follower(), pool, database_url, batch_size=50):
-            await wait_for(lambda n=model.name: caught_up(pool, n), message=model.name)
+            await wait_for_position(pool, model.name)
 
 
 async def test_rebuild_equals_the_live_tables_and_keeps_their_schema(
@@ -107,7 +110,7 @@ async def test_rebuild_while_followers_run_writers_write_and_readers_read(
                     await rebuild(database_url, list(READ_MODELS.values()), batch_size=20)
                 await writer
                 for name in ("runs", "run_steps"):
-                    await wait_for(lambda n=name: caught_up(pool, n), message=name)
+                    await wait_for_position(pool, name)
             finally:
                 reading = False
                 writer.cancel()
@@ -132,7 +135,7 @@ async def test_a_follower_ahead_of_the_replay_is_not_rewound_by_the_swap(
     later batch to notice a moved checkpoint) is not left behind."""
     await write_runs(store, 10, seed=7)
     async with running(runs.MODEL.follower(), pool, database_url):
-        await wait_for(lambda: caught_up(pool, "runs"), message="catch-up")
+        await wait_for_position(pool, "runs")
         swap: asyncio.Task[object] | None = None
         try:
             async with pool.acquire() as reader, reader.transaction():
@@ -140,10 +143,10 @@ async def test_a_follower_ahead_of_the_replay_is_not_rewound_by_the_swap(
                 swap = asyncio.create_task(
                     rebuild(database_url, [READ_MODELS["runs"]], lock_timeout_seconds=0.05,
                             swap_attempts=8), name="test-rebuild")
-                await wait_for(lambda: _logged(caplog, "readers held the live tables"),
-                               message="the swap waiting for the reader")
+                await wait_until(lambda: _logged(caplog, "readers held the live tables"),
+                               what="the swap waiting for the reader")
                 await write_runs(store, 5, seed=8)
-                await wait_for(lambda: caught_up(pool, "runs"), message="follower ahead")
+                await wait_for_position(pool, "runs")
             await swap
         finally:
             if swap is not None and not swap.done():
@@ -175,7 +178,7 @@ async def test_a_batch_read_before_the_swap_is_dropped_and_read_again(
         rebuilt = await table_rows(pool, "runs")
         release.set()
         await write_runs(store, 2, seed=6)
-        await wait_for(lambda: _caught_up_or_stopped(pool, runner), message="runs")
+        await wait_until(lambda: _caught_up_or_stopped(pool, runner), what="runs")
         assert runner.active, "the follower stopped"
     after = await table_rows(pool, "runs")
     assert len(after) == 12

@@ -9,11 +9,17 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from ledger.domain import StepResult
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE, WORKER_GROUP, stream_key
+from ledger.streams import RELAY_MARKER as MARKER
 from projections.errors import RelayUnavailable
-from projections.relay import MARKER, QUEUE, WORKER_GROUP, RedisRelay, stream_key
+from projections.relay import RedisRelay
+from runledger.testing import wait_for_position, wait_until
 
-from .conftest import advance, caught_up, new_run, running, wait_for, write_runs
+from .conftest import advance, new_run, running, write_runs
+
+pytestmark = pytest.mark.integration
 
 RETENTION = 3600
 
@@ -46,10 +52,10 @@ async def test_publishes_every_event_and_enqueues_queued_runs(
 ) -> None:
     written = await write_runs(store, 12, seed=4)
     async with running(make_relay(pool, redis).follower(), pool, database_url, batch_size=5):
-        await wait_for(lambda: caught_up(pool, "relay"), message="relay catch-up")
+        await wait_for_position(pool, "relay")
         extra = new_run("t-late", attempt=2)
         await store.save(extra)
-        await wait_for(lambda: _has_job(redis, extra.id), message="job of a new run")
+        await wait_until(lambda: _has_job(redis, extra.id), what="job of a new run")
     for run in [*written, extra]:
         assert await redis.xrange(stream_key(run.id)) == await expected_entries(store, run.id)
         history = await store.read_run(run.id)
@@ -73,12 +79,12 @@ async def test_replaying_from_zero_leaves_one_entry_per_version(
 ) -> None:
     written = await write_runs(store, 10, seed=6)
     async with running(make_relay(pool, redis).follower(), pool, database_url, batch_size=7):
-        await wait_for(lambda: caught_up(pool, "relay"), message="first pass")
+        await wait_for_position(pool, "relay")
     before = {r.id: await redis.xrange(stream_key(r.id)) for r in written}
     # As after a crash right after the pipeline, before the checkpoint: everything again.
     await pool.execute("UPDATE follower_checkpoints SET position = 0 WHERE name = 'relay'")
     async with running(make_relay(pool, redis).follower(), pool, database_url, batch_size=3):
-        await wait_for(lambda: caught_up(pool, "relay"), message="replay")
+        await wait_for_position(pool, "relay")
     for run in written:
         assert await redis.xrange(stream_key(run.id)) == before[run.id]
         assert await versions(redis, run.id) == [
@@ -103,13 +109,13 @@ async def test_redis_wipe_republishes_unfinished_runs_and_requeues_queued_ones(
 ) -> None:
     runs = await make_mixed_runs(store)
     async with running(make_relay(pool, redis).follower(), pool, database_url):
-        await wait_for(lambda: caught_up(pool, "relay"), message="first pass")
+        await wait_for_position(pool, "relay")
         before = {k: await redis.xrange(stream_key(r.id)) for k, r in runs.items()}
         await redis.flushdb()
         # Noticed while idle (marker gone), repaired without any new event.
-        await wait_for(lambda: redis.exists(stream_key(runs["running"].id)),
-                       message="running run re-published")
-        await wait_for(lambda: _has_job(redis, runs["queued"].id), message="re-enqueued")
+        await wait_until(lambda: redis.exists(stream_key(runs["running"].id)),
+                       what="running run re-published")
+        await wait_until(lambda: _has_job(redis, runs["queued"].id), what="re-enqueued")
         assert await redis.xrange(stream_key(runs["running"].id)) == before["running"]
         assert await redis.xrange(stream_key(runs["queued"].id)) == before["queued"]
         assert not await redis.exists(stream_key(runs["passed"].id))
@@ -129,13 +135,14 @@ async def test_wipe_noticed_by_a_batch_keeps_streams_complete(
     relay = RedisRelay(pool, redis, retention_seconds=RETENTION, check_interval_seconds=3600,
                        trim_interval_seconds=3600)
     async with running(relay.follower(), pool, database_url):
-        await wait_for(lambda: caught_up(pool, "relay"), message="first pass")
+        await wait_for_position(pool, "relay")
         await redis.flushdb()
         running_run = await store.load_run(runs["running"].id)
-        running_run.record_step(index=2, action="click", instruction="x", status="passed")
+        running_run.record_step(
+            StepResult(index=2, action="click", instruction="x", status="passed"))
         await store.save(running_run)
         # The batch lands in an empty Redis; its marker check finds the marker gone.
-        await wait_for(lambda: _marker_at_head(redis, store), message="repair")
+        await wait_until(lambda: _marker_at_head(redis, store), what="repair")
     assert await versions(redis, running_run.id) == [f"{v}-0" for v in range(1, 6)]
     assert await redis.xrange(stream_key(running_run.id)) == await expected_entries(
         store, running_run.id)
@@ -152,7 +159,7 @@ async def test_restored_older_snapshot_is_repaired(
     newest entries or have holes; both come back complete and in order."""
     runs = await make_mixed_runs(store)
     async with running(make_relay(pool, redis).follower(), pool, database_url):
-        await wait_for(lambda: caught_up(pool, "relay"), message="first pass")
+        await wait_for_position(pool, "relay")
         running_id = runs["running"].id
         full = await redis.xrange(stream_key(running_id))
         old_marker = await pool.fetchval(
@@ -169,14 +176,14 @@ async def test_restored_older_snapshot_is_repaired(
                 pipe.xadd(stream_key(running_id), fields, id=entry_id)
             pipe.set(MARKER, old_marker)
             await pipe.execute()
-        await wait_for(lambda: _marker_at_head(redis, store), message="repair")
+        await wait_until(lambda: _marker_at_head(redis, store), what="repair")
         assert await redis.xrange(stream_key(running_id)) == full
         assert await redis.xrange(stream_key(queued_id)) == queued_entries
         async with redis.pipeline(transaction=True) as pipe:
             pipe.xdel(stream_key(running_id), full[1][0])
             pipe.set(MARKER, old_marker)
             await pipe.execute()
-        await wait_for(lambda: _marker_at_head(redis, store), message="second repair")
+        await wait_until(lambda: _marker_at_head(redis, store), what="second repair")
         assert await redis.xrange(stream_key(running_id)) == full
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -15,11 +14,13 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from ledger.codec import RecordedEvent
 from ledger.domain import Run
 from ledger.settings import load_settings
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE, WORKER_GROUP, encode_job
+from runledger.testing import wait_until
 from tests.worker.scripted import ScriptedExecutor, steps
-from worker.queue import QUEUE
 from worker.service import run_worker
 from worker.settings import WorkerSettings
 
@@ -57,27 +58,14 @@ async def queue_run(store: PgEventStore, *cues: str, attempt: int = 1) -> UUID:
 
 
 async def enqueue(redis: aioredis.Redis, run_id: UUID | str, attempt: int = 1) -> str:
-    """Put a job on ``runs:queue`` exactly as the relay does."""
-    return await redis.xadd(QUEUE, {"run_id": str(run_id), "test_id": "t", "attempt": attempt})
+    """Put a job on the queue exactly as the relay does for a ``queued`` event."""
+    queued = RecordedEvent(0, UUID(str(run_id)), 1, "queued", "", {"test_id": "t",
+                                                                  "attempt": attempt})
+    return await redis.xadd(QUEUE, encode_job(queued))
 
 
 async def event_types(store: PgEventStore, run_id: UUID) -> list[str]:
     return [event.type for event in await store.read_run(run_id)]
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[Any]], *, within: float = 15.0, interval: float = 0.02,
-    what: str = "condition",
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def wait_terminal(store: PgEventStore, run_id: UUID, within: float = 15.0) -> list[str]:
@@ -102,7 +90,7 @@ async def release(redis: aioredis.Redis, gate: str) -> None:
 
 
 async def pending_entries(redis: aioredis.Redis) -> int:
-    info = await redis.xpending(QUEUE, "run-workers")
+    info = await redis.xpending(QUEUE, WORKER_GROUP)
     return int(info["pending"])
 
 

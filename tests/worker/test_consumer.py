@@ -13,8 +13,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from ledger.aio import Backoff
 from ledger.domain import Run
 from ledger.store import PgEventStore
+from ledger.streams import DEAD, QUEUE, WORKER_GROUP
 from tests.worker.conftest import (
     enqueue,
     event_types,
@@ -25,8 +27,9 @@ from tests.worker.conftest import (
 )
 from tests.worker.scripted import ScriptedExecutor
 from worker.consumer import ConsumerConfig, RunConsumer
-from worker.queue import DEAD, GROUP, QUEUE, RedisRunQueue
-from worker.retry import Backoff
+from worker.queue import RedisRunQueue
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -195,8 +198,8 @@ async def test_a_job_past_max_deliveries_is_dead_lettered_and_its_run_errored(
     run_id = await queue_run(store, "pass")
     entry = await enqueue(redis, run_id)
     # Three consumers got it and died before starting the run (e.g. crashed on it).
-    await redis.xreadgroup(GROUP, "dead-1", {QUEUE: ">"}, count=1)
-    await redis.xclaim(QUEUE, GROUP, "dead-3", 0, [entry], retrycount=3, idle=1000)
+    await redis.xreadgroup(WORKER_GROUP, "dead-1", {QUEUE: ">"}, count=1)
+    await redis.xclaim(QUEUE, WORKER_GROUP, "dead-3", 0, [entry], retrycount=3, idle=1000)
 
     async def reclaim():  # type: ignore[no-untyped-def]
         return await queue.reclaim(1)

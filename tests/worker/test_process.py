@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE, WORKER_GROUP, stream_key
 from tests.worker.conftest import (
     enqueue,
     event_types,
@@ -27,7 +28,8 @@ from tests.worker.conftest import (
     wait_row,
     wait_until,
 )
-from worker.queue import GROUP, QUEUE
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +115,7 @@ async def test_kill_9_mid_run_ends_in_one_timeout_seen_by_the_other_worker(
     types = await event_types(store, run_id)
     assert types == ["queued", "started", "step", "timed-out"]
     assert sum(t in {"completed", "errored", "timed-out", "cancelled"} for t in types) == 1
-    entries = await redis.xrange(f"run_events:{run_id}")
+    entries = await redis.xrange(stream_key(run_id))
     assert [f["type"] for _, f in entries][-1] == "timed-out"
     # The dead worker's job was reclaimed, found running, and acknowledged.
     await wait_until(lambda: _is_zero(pending_entries(redis)), what="the job to be acked")
@@ -163,7 +165,7 @@ async def test_a_second_signal_stops_at_once_leaving_the_job_to_others(
     assert await worker.exit_code(5) == 128 + signal.SIGTERM
     assert "Forced stop: 1 run(s) abandoned" in worker.text()
     assert await event_types(store, run_id) == ["queued", "started", "step"]
-    [pending] = await redis.xpending_range(QUEUE, GROUP, "-", "+", 10)
+    [pending] = await redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", 10)
     assert pending["consumer"] == worker.name  # un-acknowledged: reclaimable by others
 
 

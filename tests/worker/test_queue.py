@@ -10,29 +10,33 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from ledger.streams import DEAD, QUEUE, WORKER_GROUP
 from tests.worker.conftest import wait_until
 from worker.errors import MalformedJob, QueueUnavailable, StartupError
-from worker.queue import DEAD, GROUP, QUEUE, Job, RedisRunQueue
+from worker.queue import Job, RedisRunQueue
 
 
 def make_queue(redis: aioredis.Redis, name: str, idle: float = 0.2) -> RedisRunQueue:
     return RedisRunQueue(redis, name, claim_idle_seconds=idle, block_seconds=0.05)
 
 
+@pytest.mark.integration
 async def test_group_is_created_once_and_tolerates_existing(redis: aioredis.Redis) -> None:
     queue = make_queue(redis, "a")
     await queue.ensure_group()
     await queue.ensure_group()  # BUSYGROUP: already there is fine
     groups = await redis.xinfo_groups(QUEUE)
-    assert [g["name"] for g in groups] == [GROUP]
+    assert [g["name"] for g in groups] == [WORKER_GROUP]
 
 
+@pytest.mark.integration
 async def test_group_creation_failure_is_a_startup_error(redis: aioredis.Redis) -> None:
     await redis.set(QUEUE, "not a stream")
-    with pytest.raises(StartupError, match="cannot create consumer group run-workers"):
+    with pytest.raises(StartupError, match=f"cannot create consumer group {WORKER_GROUP}"):
         await make_queue(redis, "a").ensure_group()
 
 
+@pytest.mark.integration
 async def test_read_ack_and_first_delivery_count(redis: aioredis.Redis) -> None:
     queue = make_queue(redis, "a")
     await queue.ensure_group()
@@ -41,9 +45,10 @@ async def test_read_ack_and_first_delivery_count(redis: aioredis.Redis) -> None:
     assert (job.entry_id, job.deliveries, job.reclaimed) == (entry, 1, False)
     assert await queue.read(5) == []  # blocks briefly, nothing new
     await queue.ack(job)
-    assert (await redis.xpending(QUEUE, GROUP))["pending"] == 0
+    assert (await redis.xpending(QUEUE, WORKER_GROUP))["pending"] == 0
 
 
+@pytest.mark.integration
 async def test_reclaim_takes_idle_jobs_of_a_dead_consumer(redis: aioredis.Redis) -> None:
     dead, live = make_queue(redis, "dead"), make_queue(redis, "live")
     await dead.ensure_group()
@@ -59,6 +64,7 @@ async def test_reclaim_takes_idle_jobs_of_a_dead_consumer(redis: aioredis.Redis)
     assert first.deliveries == 1
 
 
+@pytest.mark.integration
 async def test_keep_fresh_prevents_reclaim_without_counting_deliveries(
     redis: aioredis.Redis,
 ) -> None:
@@ -70,10 +76,11 @@ async def test_keep_fresh_prevents_reclaim_without_counting_deliveries(
         await asyncio.sleep(0.1)  # the owner's refresh cadence, not a wait for a condition
         await owner.keep_fresh([job.entry_id])
         assert await other.reclaim(10) == []
-    [info] = await redis.xpending_range(QUEUE, GROUP, "-", "+", 10)
+    [info] = await redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", 10)
     assert (info["consumer"], info["times_delivered"]) == ("owner", 1)
 
 
+@pytest.mark.integration
 async def test_held_runs_are_those_whose_entries_are_kept_fresh(
     redis: aioredis.Redis,
 ) -> None:
@@ -93,24 +100,26 @@ async def test_held_runs_are_those_whose_entries_are_kept_fresh(
     assert await wait_until(only_running_is_held, within=5, what="the abandoned job to go stale")
 
 
+@pytest.mark.integration
 async def test_prune_removes_only_silent_consumers_holding_nothing(
     redis: aioredis.Redis,
 ) -> None:
     queue = make_queue(redis, "live")
     await queue.ensure_group()
     await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4())})
-    await redis.xreadgroup(GROUP, "dead-holding", {QUEUE: ">"}, count=1)
-    await redis.xreadgroup(GROUP, "dead-empty", {QUEUE: ">"}, count=1)
+    await redis.xreadgroup(WORKER_GROUP, "dead-holding", {QUEUE: ">"}, count=1)
+    await redis.xreadgroup(WORKER_GROUP, "dead-empty", {QUEUE: ">"}, count=1)
 
     async def pruned() -> int:
         await queue.read(1)  # the live consumer keeps interacting
         return await queue.prune_consumers(0.2)
 
     assert await wait_until(pruned, within=5, what="a prune") == 1
-    names = {c["name"] for c in await redis.xinfo_consumers(QUEUE, GROUP)}
+    names = {c["name"] for c in await redis.xinfo_consumers(QUEUE, WORKER_GROUP)}
     assert names == {"live", "dead-holding"}  # its pending entry is never dropped
 
 
+@pytest.mark.integration
 async def test_release_makes_a_job_claimable_at_once(redis: aioredis.Redis) -> None:
     leaving, other = make_queue(redis, "leaving", idle=60), make_queue(redis, "other", idle=60)
     await leaving.ensure_group()
@@ -121,6 +130,7 @@ async def test_release_makes_a_job_claimable_at_once(redis: aioredis.Redis) -> N
     assert [j.entry_id for j in await other.reclaim(10)] == [entry]
 
 
+@pytest.mark.integration
 async def test_dead_letter_records_the_reason_and_acknowledges(redis: aioredis.Redis) -> None:
     queue = make_queue(redis, "a")
     await queue.ensure_group()
@@ -133,9 +143,10 @@ async def test_dead_letter_records_the_reason_and_acknowledges(redis: aioredis.R
     assert letter["reason"] == "malformed job"
     assert letter["entry_id"] == job.entry_id
     assert orjson.loads(letter["fields"]) == {"garbage": "1"}
-    assert (await redis.xpending(QUEUE, GROUP))["pending"] == 0
+    assert (await redis.xpending(QUEUE, WORKER_GROUP))["pending"] == 0
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("fields", "problem"),
     [({"run_id": "nope"}, "run_id"), ({"run_id": str(uuid.uuid4()), "attempt": "x"}, "attempt"),
@@ -147,6 +158,7 @@ def test_malformed_fields_are_named(fields: dict[str, str], problem: str) -> Non
         _ = job.run_id, job.attempt
 
 
+@pytest.mark.integration
 async def test_unreachable_redis_is_queue_unavailable() -> None:
     client = aioredis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
     try:

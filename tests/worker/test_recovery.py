@@ -12,7 +12,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from ledger.domain import StepResult
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE
 from projections.queries import RunQueries
 from tests.worker.conftest import (
     event_types,
@@ -23,6 +25,8 @@ from tests.worker.conftest import (
 )
 from worker.queue import RedisRunQueue
 from worker.recovery import StuckRunRecovery
+
+pytestmark = pytest.mark.integration
 
 
 async def started_by_ghost(store: PgEventStore) -> UUID:
@@ -72,7 +76,7 @@ async def test_a_run_whose_job_a_live_worker_keeps_fresh_is_left_alone(
     await wait_row(pool, run_id, "running")
     owner = RedisRunQueue(redis, "owner", claim_idle_seconds=0.3, block_seconds=0.05)
     await owner.ensure_group()
-    await redis.xadd("runs:queue", {"run_id": str(run_id), "attempt": "1"})
+    await redis.xadd(QUEUE, {"run_id": str(run_id), "attempt": "1"})
     [job] = await owner.read(1)  # the owner is executing it, and keeps its job fresh
     check = await recovery(pool, store, redis)
     assert await check.check() == []
@@ -101,7 +105,7 @@ async def test_a_run_that_moved_on_since_the_read_model_saw_it_is_left_alone(
     stop.set()
     await projector
     run = await store.load_run(run_id)  # progress the projection has not seen
-    run.record_step(index=0, action="click", instruction="pass", status="passed")
+    run.record_step(StepResult(index=0, action="click", instruction="pass", status="passed"))
     await store.save(run)
     assert await RunQueries(pool).stuck_runs(datetime.now(UTC), 10) == [(run_id, 2)]
     assert await (await recovery(pool, store, redis)).check() == []

@@ -12,7 +12,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from ledger.domain import StepResult
 from ledger.store import PgEventStore
+from ledger.streams import QUEUE, WORKER_GROUP, stream_key
 from tests.worker.conftest import (
     event_types,
     pending_entries,
@@ -27,10 +29,9 @@ from tests.worker.conftest import (
 from tests.worker.proxy import CuttableProxy
 from tests.worker.scripted import ScriptedExecutor
 from worker.errors import BrowserUnavailable, StartupError
-from worker.queue import GROUP, QUEUE
 from worker.service import run_worker
 
-pytestmark = pytest.mark.usefixtures("projector")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("projector")]
 
 
 def gate_name() -> str:
@@ -47,7 +48,7 @@ async def test_a_queued_run_is_executed_projected_and_streamed(
     assert (row["steps_passed"], row["worker"]) == (2, worker.settings.redis_consumer_name)
     assert row["completed_at"] is not None
     assert await event_types(store, run_id) == ["queued", "started", "step", "step", "completed"]
-    entries = await redis.xrange(f"run_events:{run_id}")
+    entries = await redis.xrange(stream_key(run_id))
     assert [fields["type"] for _, fields in entries][-1] == "completed"
     assert await pending_entries(redis) == 0
     assert (worker.executor.opened, worker.executor.closed) == (1, 1)
@@ -94,7 +95,7 @@ async def test_graceful_stop_finishes_the_run_in_flight_and_takes_no_new_job(
         "queued", "started", "step", "step", "step", "completed"]
     assert await event_types(store, second) == ["queued"]
     assert await pending_entries(redis) == 0
-    consumers = await redis.xinfo_consumers(QUEUE, GROUP)
+    consumers = await redis.xinfo_consumers(QUEUE, WORKER_GROUP)
     assert worker.settings.redis_consumer_name not in {c["name"] for c in consumers}
     assert worker.executor.closed == 1
 
@@ -121,9 +122,9 @@ async def test_jobs_of_a_dead_consumer_are_reclaimed_and_run(
 ) -> None:
     run_id = await queue_run(store, "pass")
     await wait_until(lambda: redis.xlen(QUEUE), what="the relay to enqueue the job")
-    await redis.xgroup_create(QUEUE, GROUP, id="0")
+    await redis.xgroup_create(QUEUE, WORKER_GROUP, id="0")
     # A consumer took the job and died before starting it.
-    assert await redis.xreadgroup(GROUP, "ghost", {QUEUE: ">"}, count=1)
+    assert await redis.xreadgroup(WORKER_GROUP, "ghost", {QUEUE: ">"}, count=1)
     async with running_worker(database_url, redis_url, claim_idle_seconds=0.5) as worker:
         await wait_row(pool, run_id, "passed")
     [started] = [e for e in await store.read_run(run_id) if e.type == "started"]
@@ -138,11 +139,11 @@ async def test_a_run_left_running_by_a_dead_worker_is_timed_out_once(
     caplog.set_level(logging.INFO, logger="worker")
     run_id = await queue_run(store, "pass", "pass")
     await wait_until(lambda: redis.xlen(QUEUE), what="the relay to enqueue the job")
-    await redis.xgroup_create(QUEUE, GROUP, id="0")
-    await redis.xreadgroup(GROUP, "ghost", {QUEUE: ">"}, count=1)
+    await redis.xgroup_create(QUEUE, WORKER_GROUP, id="0")
+    await redis.xreadgroup(WORKER_GROUP, "ghost", {QUEUE: ">"}, count=1)
     run = await store.load_run(run_id)  # the ghost started it, recorded a step, and died
     run.start(worker="ghost", browser={})
-    run.record_step(index=0, action="click", instruction="pass", status="passed")
+    run.record_step(StepResult(index=0, action="click", instruction="pass", status="passed"))
     await store.save(run)
     async with running_worker(
         database_url, redis_url, claim_idle_seconds=0.5, stuck_run_timeout_minutes=0.02,
@@ -154,7 +155,7 @@ async def test_a_run_left_running_by_a_dead_worker_is_timed_out_once(
     assert (row["error"], row["completed_at"] is not None) == ("Execution timeout", True)
     types = await event_types(store, run_id)
     assert types == ["queued", "started", "step", "timed-out"]
-    entries = await redis.xrange(f"run_events:{run_id}")
+    entries = await redis.xrange(stream_key(run_id))
     assert [f["type"] for _, f in entries][-1] == "timed-out"
     assert f"Recovered stuck run run_id={run_id}" in caplog.text
 

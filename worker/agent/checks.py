@@ -34,20 +34,14 @@ _STATES = (
     (re.compile(r"\b(is|be|are)\s+(checked|ticked|selected|on)\b", re.I), "checked"),
 )
 _TITLE = re.compile(r"\b(page\s+title|title\s+of\s+the\s+page|tab\s+title)\b", re.I)
+# The first pattern the instruction matches names the check, so the order is the precedence:
+# "the page title has value X" is a title check, "the 'Pay' button is not checked" unchecked.
+_KINDS = ((_URL, "url"), (_TITLE, "title"), (_VALUE, "value"), *_STATES)
 
 
 def check_kind(instruction: str) -> str:
     """``url`` | ``title`` | ``value`` | a state | ``text`` (the default)."""
-    if _URL.search(instruction):
-        return "url"
-    if _TITLE.search(instruction):
-        return "title"
-    if _VALUE.search(instruction):
-        return "value"
-    for pattern, state in _STATES:
-        if pattern.search(instruction):
-            return state
-    return "text"
+    return next((kind for pattern, kind in _KINDS if pattern.search(instruction)), "text")
 
 
 def url_matches(url: str, expected: str, *, contains: bool) -> bool:

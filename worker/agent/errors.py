@@ -28,34 +28,41 @@ class StepFailed(WorkerError):
 
     kind = "failed"
 
+    def __init_subclass__(cls, *, kind: str | None = None, **kwargs: Any) -> None:
+        # ``class TargetNotFound(StepFailed, kind="not-found")``: the kind is declared with
+        # the class; a subclass without one keeps its parent's.
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.details = details or {}
 
 
-class TargetNotFound(StepFailed):
-    kind = "not-found"
+class TargetNotFound(StepFailed, kind="not-found"):
+    """No rung of the ladder found exactly one element for the step's target."""
 
 
-class AmbiguousTarget(StepFailed):
-    kind = "ambiguous"
+class AmbiguousTarget(StepFailed, kind="ambiguous"):
+    """Close candidates point at different elements: guessing could act on the wrong one."""
 
 
-class HealRefused(StepFailed):
-    kind = "heal-refused"
+class HealRefused(StepFailed, kind="heal-refused"):
+    """``HEALING=strict`` and the stored locator went stale."""
 
 
-class AssertionFailed(StepFailed):
-    kind = "assertion"
+class AssertionFailed(StepFailed, kind="assertion"):
+    """A ``verify`` / ``assert_url`` condition did not hold within its time."""
 
 
-class ActionFailed(StepFailed):
-    kind = "action"
+class ActionFailed(StepFailed, kind="action"):
+    """Playwright could not perform the action on the element it found."""
 
 
-class CaptchaDetected(StepFailed):
-    kind = "captcha"
+class CaptchaDetected(StepFailed, kind="captcha"):
+    """A CAPTCHA blocks the page; it is never attempted."""
 
 
-class StepTimedOut(StepFailed):
-    kind = "timeout"
+class StepTimedOut(StepFailed, kind="timeout"):
+    """``STEP_TIMEOUT_SECONDS`` or ``RUN_TIMEOUT_SECONDS`` ran out during the step."""

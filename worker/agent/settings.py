@@ -20,39 +20,66 @@ Positive = Annotated[float, Field(gt=0)]
 
 
 class ExecutorConfig(BaseModel):
-    """Everything the Playwright executor is configured with (defaults in brackets)."""
+    """Everything the Playwright executor is configured with."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    #: a Chromium (or headless shell) binary; else the system's, else Playwright's [search]
-    chromium_path: str | None = None
-    #: runs per browser before it is replaced by a fresh one [50]
-    browser_max_runs: Annotated[int, Field(ge=1)] = 50
-    #: one step's time budget [30]
-    step_timeout_seconds: Positive = 30.0
-    #: a whole run's time budget [300]
-    run_timeout_seconds: Positive = 300.0
-    #: how long a ``verify`` / ``assert_url`` waits for its condition, within the step's [5]
-    verify_timeout_seconds: Positive = 5.0
-    #: a screenshot after every step, after failing steps only, or none [all]
-    screenshots: Literal["all", "failures", "off"] = "all"
-    #: the Playwright trace of a run: always kept, kept for failed runs, or not recorded [all]
-    traces: Literal["all", "failures", "off"] = "all"
-    #: ``strict`` fails a step instead of healing a stale selector or remembered locator
-    healing: Literal["normal", "strict"] = "normal"
-    #: root of the content-addressed artifact files [.runledger/artifacts]
-    artifacts_dir: Path = Path(".runledger/artifacts")
-    #: screenshots are kept for this many most recent runs of each test [20]
-    screenshot_retention_runs: Annotated[int, Field(ge=1)] = 20
-    #: traces are kept this many days [7]
-    trace_retention_days: Positive = 7.0
-    #: retention runs after a run at most this often [300]
-    retention_interval_seconds: Annotated[float, Field(ge=0)] = 300.0
-    #: an OpenAI-compatible endpoint (``https://host/v1``); the LLM rung is off without it
-    llm_base_url: str | None = None
-    llm_api_key: SecretStr | None = None
-    llm_model: str | None = None
-    llm_timeout_seconds: Positive = 20.0
+    chromium_path: str | None = Field(
+        None,
+        description="A Chromium or headless-shell binary; unset, the system's "
+        "`chromium-headless-shell` / `chromium`, else Playwright's own browser.",
+    )
+    browser_max_runs: Annotated[int, Field(ge=1)] = Field(
+        50, description="Runs per browser before it is replaced by a fresh one."
+    )
+    step_timeout_seconds: Positive = Field(30.0, description="Seconds one step may take.")
+    run_timeout_seconds: Positive = Field(300.0, description="Seconds a whole run may take.")
+    verify_timeout_seconds: Positive = Field(
+        5.0,
+        description="Seconds a `verify` / `assert_url` step waits for its condition, within "
+        "the step's own budget.",
+    )
+    screenshots: Literal["all", "failures", "off"] = Field(
+        "all", description="A screenshot after every step, after failing steps only, or none."
+    )
+    traces: Literal["all", "failures", "off"] = Field(
+        "all",
+        description="The Playwright trace of a run: kept always, kept for failed runs only, "
+        "or not recorded.",
+    )
+    healing: Literal["normal", "strict"] = Field(
+        "normal",
+        description="`strict` fails a step instead of healing a stale selector or remembered "
+        "locator.",
+    )
+    artifacts_dir: Path = Field(
+        Path(".runledger/artifacts"),
+        description="Root of the content-addressed screenshot and trace files (the API "
+        "serves them from its own ARTIFACTS_DIR: point both at the same place).",
+    )
+    screenshot_retention_runs: Annotated[int, Field(ge=1)] = Field(
+        20, description="Screenshots are kept for this many most recent runs of each test."
+    )
+    trace_retention_days: Positive = Field(7.0, description="Days a run's trace is kept.")
+    retention_interval_seconds: Annotated[float, Field(ge=0)] = Field(
+        300.0,
+        description="Retention of old screenshots and traces runs after a run, at most once "
+        "per this many seconds.",
+    )
+    llm_base_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible endpoint (`https://host/v1`) for the last rung of "
+        "the locator ladder; the LLM rung is off without it.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="Key sent to LLM_BASE_URL as a bearer token."
+    )
+    llm_model: str | None = Field(
+        None, description="Model name asked at LLM_BASE_URL; required when it is set."
+    )
+    llm_timeout_seconds: Positive = Field(
+        20.0, description="Seconds one request to the LLM endpoint may take."
+    )
 
     @model_validator(mode="after")
     def _llm_complete(self) -> ExecutorConfig:

@@ -9,6 +9,8 @@ import pytest
 from ledger.errors import ConfigurationError
 from ledger.settings import DatabaseSettings, RedisSettings, load_settings, redact
 
+pytestmark = pytest.mark.unit
+
 
 def test_missing_variable_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)

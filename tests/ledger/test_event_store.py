@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from ledger.codec import MAX_EVENT_BYTES
-from ledger.domain import Run
+from ledger.domain import Run, StepResult
 from ledger.errors import (
     ConcurrencyConflict,
     EventTooLarge,
@@ -19,6 +19,8 @@ from ledger.errors import (
     UndecodableEvent,
 )
 from ledger.store import LogListener, PgEventStore
+
+pytestmark = pytest.mark.integration
 
 BROWSER = {"name": "chromium", "version": "156"}
 
@@ -37,8 +39,8 @@ async def test_append_load_and_read_shapes(pool: asyncpg.Pool) -> None:
     assert len(ids) == 1
     loaded = await store.load_run(run.id)
     loaded.start(worker="w1", browser=BROWSER)
-    loaded.record_step(index=0, action="navigate", instruction="Open", status="passed",
-                       artifacts=[{"id": "a1", "kind": "screenshot"}])
+    loaded.record_step(StepResult(index=0, action="navigate", instruction="Open", status="passed",
+                       artifacts=[{"id": "a1", "kind": "screenshot"}]))
     loaded.complete(status="passed", duration_ms=42)
     more = await store.save(loaded)
     assert more == sorted(more) and more[0] > ids[0]
@@ -68,7 +70,7 @@ async def test_conflicting_append_raises_and_stores_nothing(pool: asyncpg.Pool) 
     first, second = await store.load_run(run.id), await store.load_run(run.id)
     first.start(worker="w1", browser=BROWSER)
     second.start(worker="w2", browser=BROWSER)
-    second.record_step(index=0, action="click", instruction="x", status="passed")
+    second.record_step(StepResult(index=0, action="click", instruction="x", status="passed"))
     await store.save(first)
     with pytest.raises(ConcurrencyConflict) as info:
         await store.save(second)
@@ -88,8 +90,8 @@ async def test_oversized_event_is_refused_with_a_clear_error(pool: asyncpg.Pool)
     run = new_run()
     await store.save(run)
     run.start(worker="w1", browser=BROWSER)
-    run.record_step(index=0, action="click", instruction="x", status="failed",
-                    error="E" * MAX_EVENT_BYTES)
+    run.record_step(StepResult(index=0, action="click", instruction="x", status="failed",
+                    error="E" * MAX_EVENT_BYTES))
     with pytest.raises(EventTooLarge, match=r"event 'step' v3 .* over the 16384-byte limit"):
         await store.save(run)
     assert await store.run_version(run.id) == 1
@@ -111,7 +113,8 @@ async def test_racing_appends_one_winner_per_version(pool: asyncpg.Pool) -> None
         contenders = []
         for task in range(8):
             copy = await store.load_run(run.id)
-            copy.record_step(index=round_, action="click", instruction=f"t{task}", status="passed")
+            copy.record_step(StepResult(
+                index=round_, action="click", instruction=f"t{task}", status="passed"))
             contenders.append(copy)
         results = await asyncio.gather(*(store.save(c) for c in contenders),
                                        return_exceptions=True)
@@ -147,8 +150,8 @@ async def test_readers_never_skip_late_commits(pool: asyncpg.Pool) -> None:
                 if run.status == "queued":
                     run.start(worker="w", browser=BROWSER)
                 else:
-                    run.record_step(index=run.last_step + 1, action="click", instruction="x",
-                                    status="passed")
+                    run.record_step(StepResult(
+                        index=run.last_step + 1, action="click", instruction="x", status="passed"))
             events = run.collect_events()
             async with pool.acquire() as conn, conn.transaction():
                 await store.append(events, connection=conn)

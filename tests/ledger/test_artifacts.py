@@ -9,6 +9,8 @@ import pytest
 
 from ledger.artifacts import ArtifactNotFound, FileArtifactStore
 
+pytestmark = pytest.mark.unit
+
 
 async def test_put_get_dedup_delete(tmp_path: Path) -> None:
     store = FileArtifactStore(tmp_path / "artifacts")

@@ -6,11 +6,14 @@ import asyncio
 from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
 from ledger.codec import make_mapper
-from ledger.domain import Run
+from ledger.domain import Run, StepResult
 from ledger.store import PgEventStore
+
+pytestmark = pytest.mark.integration
 
 
 def library_recorder(database_url: str) -> tuple[PostgresDatastore, PostgresApplicationRecorder]:
@@ -29,8 +32,8 @@ async def test_library_recorder_rebuilds_an_equal_run(
     run = Run.queue(test_id="t-9", test_name="checkout", url="http://127.0.0.1/",
                     steps=[{"action": "click", "instruction": "Click 'Buy'"}])
     run.start(worker="w1", browser={"name": "chromium", "version": "156"})
-    run.record_step(index=0, action="click", instruction="Click 'Buy'", status="passed",
-                    strategy="dom", duration_ms=12, details={"locator": "role=button"})
+    run.record_step(StepResult(index=0, action="click", instruction="Click 'Buy'", status="passed",
+                    strategy="dom", duration_ms=12, details={"locator": "role=button"}))
     run.complete(status="passed", duration_ms=30)
     await store.save(run)
 

@@ -22,7 +22,9 @@ import redis
 from runledger import embedded
 from runledger.embedded import embedded_services, start_postgres, start_valkey
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches to another user")
 
 
@@ -122,20 +124,20 @@ _ORPHANING_PARENT = textwrap.dedent("""
 @pytest.mark.parametrize("death", ["kill -9", "Ctrl-C"])
 def test_servers_die_with_their_parent(tmp_path: Path, death: str) -> None:
     # Its own session stands in for a terminal: Ctrl-C signals the whole foreground group.
-    parent = subprocess.Popen([sys.executable, "-c", _ORPHANING_PARENT, str(tmp_path)],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)
-    try:
-        line = parent.stdout.readline() if parent.stdout else ""
-        assert line, parent.stderr.read() if parent.stderr else "parent printed nothing"
-        # Opened before the parent dies, so a recycled pid cannot fool the check.
-        pidfds = [os.pidfd_open(int(pid)) for pid in line.split()]
-        if death == "Ctrl-C":
-            os.killpg(parent.pid, signal.SIGINT)
-            parent.wait(10)
-    finally:
-        parent.kill()
-        parent.wait()
+    # `with`: closes the pipes once the parent is gone (an open one is a ResourceWarning).
+    with subprocess.Popen([sys.executable, "-c", _ORPHANING_PARENT, str(tmp_path)],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as parent:
+        try:
+            line = parent.stdout.readline() if parent.stdout else ""
+            assert line, parent.stderr.read() if parent.stderr else "parent printed nothing"
+            # Opened before the parent dies, so a recycled pid cannot fool the check.
+            pidfds = [os.pidfd_open(int(pid)) for pid in line.split()]
+            if death == "Ctrl-C":
+                os.killpg(parent.pid, signal.SIGINT)
+                parent.wait(10)
+        finally:
+            parent.kill()
     try:
         assert all(_exited_within(pidfd, 10) for pidfd in pidfds)
     finally:

@@ -7,8 +7,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ledger.domain import EVENT_CLASSES, TERMINAL_TYPES, Run, event_type
+from ledger.domain import EVENT_CLASSES, TERMINAL_TYPES, Run, StepResult, event_type
 from ledger.errors import InvalidTransition
+
+pytestmark = pytest.mark.unit
 
 BROWSER = {"name": "chromium", "version": "156"}
 
@@ -24,7 +26,8 @@ def running() -> Run:
 
 
 def step(run: Run, index: int, status: str = "passed") -> None:
-    run.record_step(index=index, action="click", instruction="Click 'Go'", status=status)
+    run.record_step(
+        StepResult(index=index, action="click", instruction="Click 'Go'", status=status))
 
 
 FINISHERS = {
@@ -101,7 +104,7 @@ def test_step_indexes_strictly_increase() -> None:
 def test_bad_status_values_are_refused() -> None:
     run = running()
     with pytest.raises(ValueError, match="step status"):
-        run.record_step(index=0, action="click", instruction="x", status="ok")
+        run.record_step(StepResult(index=0, action="click", instruction="x", status="ok"))
     with pytest.raises(ValueError, match="completed status"):
         run.complete(status="weird", duration_ms=1)
 

@@ -9,6 +9,8 @@ import pytest
 from ledger.definition import MAX_STEPS, Action, parse_steps, parse_test
 from ledger.errors import InvalidDefinition
 
+pytestmark = pytest.mark.unit
+
 
 def spec(*steps: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"name": "login", "url": "http://127.0.0.1:8000/", "definition": {"steps": list(steps)},

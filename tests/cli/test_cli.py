@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.helpers import API_KEY, AUTH, SseReader, a_test, wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def free_port() -> int:

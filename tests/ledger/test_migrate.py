@@ -10,38 +10,26 @@ import pytest
 from ledger.errors import MigrationError
 from ledger.migrate import discover, migrate
 from runledger.schema import all_migrations
-
-CATALOG = """
-SELECT table_name, column_name, data_type, is_nullable, column_default
-FROM information_schema.columns WHERE table_schema = 'public'
-UNION ALL
-SELECT tablename, indexname, indexdef, '', '' FROM pg_indexes WHERE schemaname = 'public'
-UNION ALL
-SELECT 'function', p.proname, pg_get_functiondef(p.oid), '', ''
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
-ORDER BY 1, 2, 3
-"""
+from runledger.testing import schema_dump
 
 
-async def snapshot(conn: asyncpg.Connection) -> list[tuple[object, ...]]:
-    return [tuple(r) for r in await conn.fetch(CATALOG)]
-
-
+@pytest.mark.integration
 async def test_migrating_again_is_a_no_op(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        before = await snapshot(conn)
+        before = await schema_dump(conn)
         applied = await conn.fetchval("SELECT count(*) FROM schema_migrations")
         assert applied == len(all_migrations())
         assert await migrate(conn, all_migrations()) == []
-        assert await snapshot(conn) == before
+        assert await schema_dump(conn) == before
         assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == applied
 
 
+@pytest.mark.integration
 async def test_from_zero_concurrently_equals_the_template(pool: asyncpg.Pool) -> None:
     """Dropping everything and migrating from three connections at once gives the schema
     every test database was cloned from."""
     async with pool.acquire() as conn:
-        expected = await snapshot(conn)
+        expected = await schema_dump(conn)
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     conns = [await pool.acquire() for _ in range(3)]
     try:
@@ -51,15 +39,17 @@ async def test_from_zero_concurrently_equals_the_template(pool: asyncpg.Pool) ->
             await pool.release(conn)
     assert sorted(len(r) for r in results) == [0, 0, len(all_migrations())]
     async with pool.acquire() as conn:
-        assert await snapshot(conn) == expected
+        assert await schema_dump(conn) == expected
 
 
+@pytest.mark.unit
 def test_labels_are_numbered_per_component() -> None:
     labels = [m.label for m in all_migrations()]
     assert labels[0] == "ledger/0001_stored_events"
     assert len(labels) == len(set(labels))
 
 
+@pytest.mark.unit
 def test_badly_named_migration_is_refused(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     package = tmp_path / "badmigrations"
     package.mkdir()

@@ -1,0 +1,1 @@
+"""Entry points: the ``runledger`` command and its embedded servers."""

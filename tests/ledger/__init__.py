@@ -1,0 +1,1 @@
+"""Event-sourced core: domain, event store, migrations, definitions, artifacts, settings."""
