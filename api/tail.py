@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 from uuid import UUID
 
@@ -34,27 +35,24 @@ BATCH = 500
 Event = dict[str, Any]  # the public shape: {run_id, version, type, timestamp, data}
 
 
+@dataclass(eq=False)
 class RunTail:
-    """Opens tails. One per process; handed the store, the hub and the listener, closes none."""
+    """Opens tails. One per process; handed the store, the hub and the listener, closes none.
 
-    def __init__(
-        self,
-        store: PgEventStore,
-        hub: StreamHub,
-        listener: LogListener,
-        *,
-        block_ms: int,
-        redis_retry_seconds: float,
-        poll_seconds: float,
-    ) -> None:
-        self.store = store
-        self.hub = hub
-        self.listener = listener
-        self.block_ms = block_ms
-        self.redis_retry_seconds = redis_retry_seconds
-        self.poll_seconds = poll_seconds
+    ``block_ms``: how long a tail waits for a Redis entry before it checks PostgreSQL;
+    ``redis_retry_seconds``: how long it follows PostgreSQL alone after a Redis failure;
+    ``poll_seconds``: its polling interval when LISTEN is unavailable.
+    """
 
-    async def open(self, run_id: UUID, after: int = 0) -> AsyncIterator[Event]:
+    store: PgEventStore
+    hub: StreamHub
+    listener: LogListener
+    _: KW_ONLY
+    block_ms: int
+    redis_retry_seconds: float
+    poll_seconds: float
+
+    async def open(self, run_id: UUID, after: int = 0) -> AsyncGenerator[Event, None]:
         """Check the run exists (``RunNotFound`` before a byte is sent), then return the
         iterator of its events with a version above ``after``."""
         version = await self.store.run_version(run_id)
@@ -66,7 +64,7 @@ class RunTail:
                 return _empty()
         return self._follow(_Reader(self, run_id), after)
 
-    async def _follow(self, reader: _Reader, after: int) -> AsyncIterator[Event]:
+    async def _follow(self, reader: _Reader, after: int) -> AsyncGenerator[Event, None]:
         last = after
         try:
             while True:
@@ -79,7 +77,7 @@ class RunTail:
             reader.close()
 
 
-async def _empty() -> AsyncIterator[Event]:
+async def _empty() -> AsyncGenerator[Event, None]:
     return
     yield  # pragma: no cover - makes this an async generator
 

@@ -43,36 +43,32 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def local_postgres(database_url: str | None = None) -> Iterator[str]:
-    """``database_url``, or an embedded PostgreSQL started for the block (ephemeral: no
-    fsync) and stopped after it."""
-    if database_url is not None:
-        yield database_url
+def _embedded(url: str | None, start: Callable[[Path], Any], name: str) -> Iterator[str]:
+    """``url``, or an embedded server started by ``start(data_dir)`` for the block (ephemeral:
+    no fsync, no snapshots) in a temporary folder, and stopped after it."""
+    if url is not None:
+        yield url
         return
+    with tempfile.TemporaryDirectory(prefix=f"runledger-{name}-") as tmp:
+        server = start(Path(tmp) / name)
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+def local_postgres(database_url: str | None = None) -> contextlib.AbstractContextManager[str]:
+    """``database_url``, or an embedded PostgreSQL for the block."""
     from runledger.embedded import start_postgres
 
-    with tempfile.TemporaryDirectory(prefix="runledger-pg-") as tmp:
-        server = start_postgres(Path(tmp) / "pg", ephemeral=True)
-        try:
-            yield server.url
-        finally:
-            server.stop()
+    return _embedded(database_url, lambda d: start_postgres(d, ephemeral=True), "pg")
 
 
-@contextlib.contextmanager
-def local_valkey(redis_url: str | None = None) -> Iterator[str]:
-    """``redis_url``, or an embedded Valkey started for the block (no snapshots)."""
-    if redis_url is not None:
-        yield redis_url
-        return
+def local_valkey(redis_url: str | None = None) -> contextlib.AbstractContextManager[str]:
+    """``redis_url``, or an embedded Valkey for the block."""
     from runledger.embedded import start_valkey
 
-    with tempfile.TemporaryDirectory(prefix="runledger-valkey-") as tmp:
-        server = start_valkey(Path(tmp) / "valkey", ephemeral=True)
-        try:
-            yield server.url
-        finally:
-            server.stop()
+    return _embedded(redis_url, lambda d: start_valkey(d, ephemeral=True), "valkey")
 
 
 @contextlib.contextmanager
