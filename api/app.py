@@ -77,7 +77,7 @@ def create_app(settings: ApiSettings, *, on_fatal: OnFatal | None = None) -> Fas
     app.include_router(compat.router, dependencies=authenticated)
     app.include_router(ops.health_router)
     app.include_router(ops.metrics_router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     app.include_router(_docs_router(app), dependencies=authenticated)
     return app
 

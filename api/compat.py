@@ -76,7 +76,8 @@ def legacy_result(row: dict[str, Any], events: Iterable[Event], artifact_url: Ar
     screenshots: list[dict[str, Any]] = []
     logs: list[dict[str, Any]] = []
     step_results: list[dict[str, Any]] = []
-    llm_calls, cost = 0, 0.0
+    llm_calls: float = 0
+    cost = 0.0
     for event in events:
         for kind, data in legacy_events(event, artifact_url):
             if kind == "log":

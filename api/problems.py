@@ -54,7 +54,7 @@ class Kind:
 
 
 #: exception class → problem. Looked up along the exception's MRO, nearest class first.
-PROBLEMS: dict[type[BaseException], Kind] = {
+PROBLEMS: dict[type[Exception], Kind] = {
     RunNotFound: Kind(404, "run-not-found", "Run not found"),
     ArtifactNotFound: Kind(404, "artifact-not-found", "Artifact not found"),
     NotFound: Kind(404, "not-found", "Not found"),

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 from uuid import UUID
 
 import redis.asyncio as aioredis
@@ -158,7 +159,7 @@ class RedisRunQueue:
             reply = await self._redis.xreadgroup(
                 WORKER_GROUP, self.consumer, {QUEUE: ">"}, count=count, block=self._block_ms
             )
-        jobs = []
+        jobs: list[Job] = []
         for _stream, entries in reply or ():
             jobs.extend(Job(entry_id, fields or {}, 1) for entry_id, fields in entries)
         return jobs
@@ -249,7 +250,9 @@ class RedisRunQueue:
         )
         with translated():
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(DEAD, letter, maxlen=DEAD_MAXLEN, approximate=True)
+                # A copy typed for redis-py, whose field dict (dict[FieldT, EncodableT]) is
+                # invariant and so refuses the dict[str, str] that the encoder returns.
+                pipe.xadd(DEAD, dict(letter.items()), maxlen=DEAD_MAXLEN, approximate=True)
                 pipe.xack(QUEUE, WORKER_GROUP, job.entry_id)
                 replies = await pipe.execute()
         return replies[0]
@@ -267,9 +270,12 @@ class RedisRunQueue:
         killed, or left entries to others at shutdown). Atomic: a consumer cannot take an
         entry between the check and the removal, so nothing pending is ever dropped."""
         with translated():
-            return int(await self._redis.eval(
-                _PRUNE_CONSUMERS, 1, QUEUE, WORKER_GROUP, int(idle_seconds * 1000)
+            # redis-py types eval for its sync and async clients at once (Awaitable | str);
+            # this client is the async one, and the script returns a count.
+            pruned = cast("Awaitable[int]", self._redis.eval(
+                _PRUNE_CONSUMERS, 1, QUEUE, WORKER_GROUP, str(int(idle_seconds * 1000))
             ))
+            return int(await pruned)
 
     async def leave_group(self) -> bool:
         """Remove this consumer from the group when it holds no pending entry (so names of

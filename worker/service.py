@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import cast
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -60,8 +61,7 @@ async def run_worker(
         await queue.ensure_group()
         pool = await open_pool(settings)
         stack.push_async_callback(close_pool, pool)
-        if not hasattr(executor, "execute"):
-            executor = executor(settings, pool)
+        executor = _built(executor, settings, pool)
         store = PgEventStore(pool, lock_timeout_seconds=settings.lock_timeout_seconds)
         log_startup(settings)
         try:
@@ -73,10 +73,20 @@ async def run_worker(
         await supervisor.serve(stop, force_stop or asyncio.Event())
 
 
+def _built(
+    executor: Executor | ExecutorFactory, settings: WorkerSettings, pool: asyncpg.Pool
+) -> Executor:
+    """``executor`` itself, or what it builds when it is a factory (it has no ``execute``)."""
+    if not hasattr(executor, "execute"):
+        return executor(settings, pool)
+    # What the check established: mypy does not rule out a function with an ``execute``.
+    return cast(Executor, executor)
+
+
 async def connect_redis(settings: WorkerSettings) -> aioredis.Redis:
     """A client whose socket timeout exceeds the block time; ``StartupError`` naming
     ``REDIS_URL`` when the server does not answer."""
-    redis = aioredis.from_url(
+    redis = aioredis.Redis.from_url(
         settings.redis_url, decode_responses=True,
         socket_timeout=settings.redis_socket_timeout, socket_connect_timeout=5,
         health_check_interval=30,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -86,7 +86,7 @@ def legacy(artifact_url: Callable[[str], str]) -> Encode:
 
 
 async def _until_shutdown(
-    metrics: Metrics, events: AsyncIterator[dict[str, Any]], encode: Encode,
+    metrics: Metrics, events: AsyncGenerator[dict[str, Any], None], encode: Encode,
     shutdown: anyio.Event,
 ) -> AsyncIterator[bytes]:
     """The encoded events, until the run's terminal event or the server's shutdown.
@@ -101,7 +101,7 @@ async def _until_shutdown(
 
     async def pump() -> None:
         try:
-            async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async with contextlib.aclosing(events):
                 async for event in events:
                     for message in encode(event):
                         queue.put_nowait(message)
@@ -126,7 +126,7 @@ async def _until_shutdown(
 
 
 def _response(
-    services: ServicesDep, events: AsyncIterator[dict[str, Any]], encode: Encode
+    services: ServicesDep, events: AsyncGenerator[dict[str, Any], None], encode: Encode
 ) -> EventSourceResponse:
     shutdown = anyio.Event()
     return EventSourceResponse(

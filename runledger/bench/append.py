@@ -47,7 +47,7 @@ INSERT = (
     "RETURNING notification_id"
 )
 
-Batch = list[Any]  # the domain events of one transaction
+Batch = Sequence[Any]  # the domain events of one transaction
 
 
 def make_workload(runs: int, per_transaction: int) -> list[list[Batch]]:

@@ -17,13 +17,8 @@ a page of the resolve corpus served on 127.0.0.1, run many times:
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -36,6 +31,7 @@ from ledger.definition import parse_steps
 from projections.locator_memory import MemoryEntry, fold, normalise_instruction, observe
 from runledger.bench.harness import Figure, console, median, percentile, report
 from runledger.bench.resolve import corpus_dir
+from runledger.testing import local_site
 from worker.agent import AgentExecutor, ExecutorConfig
 from worker.ports import RunJob, StepResult
 
@@ -48,25 +44,6 @@ STEPS: list[dict[str, Any]] = [
     {"action": "click", "instruction": "Click the Sign in button"},
     {"action": "verify", "instruction": "Still on Acme", "expected": "Sign in to Acme"},
 ]
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def corpus_site() -> Iterator[str]:
-    handler = partial(_Quiet, directory=str(corpus_dir()))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="bench-site", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 class MemoryOfResults:
@@ -163,7 +140,7 @@ def browser_rss(tag: str) -> int:
 
 async def measure(runs: int, cold_runs: int, artifacts: Path
                   ) -> tuple[list[Figure], list[tuple[int, int, int]]]:
-    with corpus_site() as site:
+    with local_site(corpus_dir(), name="bench-site") as site:
         config = ExecutorConfig(screenshots="off", traces="off", artifacts_dir=artifacts,
                                 retention_interval_seconds=3600)
         memory = MemoryOfResults()

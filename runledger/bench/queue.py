@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from ledger.db import create_pool
 from ledger.domain import Run
 from ledger.store import PgEventStore
 from runledger.bench.harness import Figure, fresh_database, median, report, servers
+from runledger.testing import wait_until
 from worker.ports import Outcome, RunJob, StepResult, StepSink
 
 WARMUP = 100
@@ -121,15 +122,18 @@ async def children(
                 await child.proc.wait()
 
 
-async def until(check: Any, procs: Sequence[Child], what: str, within: float) -> None:
-    """Poll ``check()`` every 20 ms until true; fail if a child died or time ran out."""
-    deadline = time.monotonic() + within
-    while not await check():
+async def until(check: Callable[[], Awaitable[bool]], procs: Sequence[Child], what: str,
+                within: float) -> None:
+    """``wait_until`` ``check()`` is true; fail at once if a child died meanwhile."""
+
+    async def ready() -> bool:
+        if await check():
+            return True
         for child in procs:
             child.check_alive()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(0.02)
+        return False
+
+    await wait_until(ready, within=within, what=what)
 
 
 # -- runledger --------------------------------------------------------------------------
@@ -260,7 +264,7 @@ def arq_worker_main() -> None:
 
 
 async def flush(redis_url: str) -> None:
-    client = aioredis.from_url(redis_url)
+    client = aioredis.Redis.from_url(redis_url)
     try:
         await client.flushdb()
     finally:

@@ -32,7 +32,7 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Composed
 
 from ledger.codec import OrjsonTranscoder
 from ledger.db import create_pool
@@ -70,7 +70,7 @@ SELECT count(*) FROM (
 """
 
 
-def lifecycle(steps: int) -> list[Any]:
+def lifecycle(steps: int) -> Sequence[Any]:
     run = Run.queue(test_id=f"bench-{steps}", test_name="bench", url="http://127.0.0.1/",
                     steps=[{"action": "click", "instruction": "Click 'Go'"}])
     run.start(worker="bench", browser=BROWSER)
@@ -178,7 +178,7 @@ def _peer_classes() -> tuple[type[Any], type[Any], type[Any]]:
     class RunsView(PostgresTrackingRecorder):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.sql_create_statements.append(SQL(PEER_TABLE))  # type: ignore[arg-type]
+            self.sql_create_statements.append(Composed([SQL(PEER_TABLE)]))
 
         def write(self, tracking: Tracking, sql: str, params: Sequence[Any]) -> None:
             with self.datastore.transaction(commit=True) as curs:

@@ -27,11 +27,12 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.typing import KeyT, StreamIdT
 
 from ledger.db import create_pool
 from ledger.domain import Run, StepResult
 from ledger.store import PgEventStore
-from projections.relay import stream_key
+from ledger.streams import stream_key
 from runledger.bench.harness import Figure, fresh_database, percentile, report, servers
 
 IN_FLIGHT = 50
@@ -66,7 +67,7 @@ class Observer:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
-        self._streams: dict[str, str] = {POKE: "$"}
+        self._streams: dict[KeyT, StreamIdT] = {POKE: "$"}
         self.seen: dict[tuple[str, int], float] = {}
         self.expected: int | None = None
         self.complete = asyncio.Event()
@@ -160,7 +161,7 @@ async def measure(database_url: str, redis_url: str, rate: int, seconds: float
                   ) -> list[Figure]:
     events = schedule(int(rate * seconds))
     pool = await create_pool(database_url, min_size=IN_FLIGHT // 5, max_size=IN_FLIGHT)
-    redis = aioredis.from_url(redis_url, decode_responses=True)
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     observer = Observer(redis)
     watching: asyncio.Task[None] | None = None
     try:

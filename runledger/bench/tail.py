@@ -34,12 +34,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.typing import KeyT, StreamIdT
 
 from ledger.db import create_pool
 from ledger.domain import Run, StepResult
 from ledger.store import PgEventStore
 from ledger.streams import stream_key
 from runledger.bench.harness import Figure, fresh_database, percentile, report, servers
+from runledger.testing import wait_until
 
 POLL_INTERVAL = 0.5
 WRITER_LANES = 4
@@ -169,7 +171,7 @@ async def _poller(redis: aioredis.Redis, run_ids: list[str], clock: Clock,
 async def _relay_probe(redis: aioredis.Redis, run_ids: list[str], clock: Clock,
                        stop: asyncio.Event) -> None:
     """When entries appear in Redis: the relay's share of the latency, before the API's."""
-    last = {stream_key(run_id): "2-0" for run_id in run_ids}
+    last: dict[KeyT, StreamIdT] = {stream_key(run_id): "2-0" for run_id in run_ids}
     while not stop.is_set():
         reply = await redis.xread(last, block=200)
         arrived = time.perf_counter()
@@ -266,18 +268,17 @@ async def _process(*args: str, env: dict[str, str]) -> AsyncIterator[None]:
                 await child.wait()
 
 
-async def _until_healthy(port: int, deadline: float = 60.0) -> None:
-    give_up = time.monotonic() + deadline
-    while time.monotonic() < give_up:
+async def _until_healthy(port: int, within: float = 60.0) -> None:
+    async def healthy() -> bool:
         with contextlib.suppress(OSError):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
             status = await reader.readline()
             writer.close()
-            if b" 200 " in status:
-                return
-        await asyncio.sleep(0.1)
-    raise RuntimeError("runledger api did not become healthy")
+            return b" 200 " in status
+        return False
+
+    await wait_until(healthy, within=within, interval=0.1, what="the runledger api to be healthy")
 
 
 async def run(database_url: str, redis_url: str, rates: list[int], seconds: float,
@@ -286,7 +287,7 @@ async def run(database_url: str, redis_url: str, rates: list[int], seconds: floa
     port = _free_port()
     env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}
     api_env = {**env, "PORT": str(port), "API_KEYS": key}
-    redis = aioredis.from_url(redis_url, decode_responses=True)
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     figures: list[Figure] = []
     try:
         async with _process("projector", env=env), _process("api", env=api_env):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin
 
 from playwright.async_api import Error as PlaywrightError
@@ -227,7 +227,7 @@ def _element_phrase(ctx: StepContext, expected: str, kind: str) -> str | None:
 async def _wait_for(ctx: StepContext) -> Resolution | None:
     deadline = ctx.deadline
     if ctx.step.advanced_selector:
-        state = "hidden" if ctx.intent.negated else "visible"
+        state: Literal["hidden", "visible"] = "hidden" if ctx.intent.negated else "visible"
         locator = ctx.page.locator(ctx.step.advanced_selector).first
         await ctx.act(f"wait for {ctx.step.advanced_selector} to be {state}",
                       lambda: locator.wait_for(state=state, timeout=ctx.remaining_ms))
@@ -254,7 +254,7 @@ async def _screenshot(ctx: StepContext) -> None:
 
 
 _HANDLERS: dict[str, Callable[[StepContext], Awaitable[Resolution | None]]] = {
-    "navigate": _navigate,  # type: ignore[dict-item]
+    "navigate": _navigate,
     "click": _click,
     "fill": _fill,
     "verify": _verify,
@@ -264,8 +264,8 @@ _HANDLERS: dict[str, Callable[[StepContext], Awaitable[Resolution | None]]] = {
     "uncheck": _check,
     "hover": _hover,
     "wait_for": _wait_for,
-    "assert_url": _assert_url,  # type: ignore[dict-item]
-    "screenshot": _screenshot,  # type: ignore[dict-item]
+    "assert_url": _assert_url,
+    "screenshot": _screenshot,
 }
 
 

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Playwright,
+    ViewportSize,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 
 from worker.agent.settings import ExecutorConfig
@@ -28,7 +34,7 @@ from worker.errors import BrowserUnavailable, ExecutorError
 
 log = logging.getLogger(__name__)
 
-VIEWPORT = {"width": 1280, "height": 720}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 720}
 INSTALL_HINT = (
     "set CHROMIUM_PATH to a Chromium binary, or install one: "
     "`apt-get install chromium-headless-shell` (Debian/Ubuntu) or "
@@ -127,7 +133,7 @@ class ChromiumHost:
         lease = await self._acquire()
         try:
             try:
-                context = await lease.browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+                context = await lease.browser.new_context(viewport=VIEWPORT)
             except PlaywrightError as exc:
                 lease.retired = True
                 raise ExecutorError(f"could not open a browser context: {exc}",

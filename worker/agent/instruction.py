@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ledger.definition import Action, Step
+from ledger.definition import Step
 
 # Roles each action looks for when the instruction names none.
 DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
@@ -191,7 +191,7 @@ _NEGATION = re.compile(
 
 def parse(step: Step) -> Intent:
     """The intent of ``step`` (its ``action`` is authoritative; the prose fills in the rest)."""
-    action = step.action.value if isinstance(step.action, Action) else str(step.action)
+    action = step.action.value
     text, quoted = _tokenise(step.instruction)
     scope, text = _scope(text, quoted)
     ordinal, text = _ordinal(text)

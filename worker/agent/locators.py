@@ -71,7 +71,7 @@ class LocatorSpec:
                 target = getattr(target, call.method)
             else:
                 target = getattr(target, call.method)(*call.args, **dict(call.kwargs))
-        return target  # type: ignore[no-any-return]
+        return target
 
     @classmethod
     def parse(cls, text: str) -> LocatorSpec:

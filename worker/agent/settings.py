@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from ledger.settings import Settings
 
@@ -101,3 +102,7 @@ class ExecutorConfig(BaseModel):
 
 class ExecutorSettings(Settings, ExecutorConfig):
     """``ExecutorConfig`` read from the environment / ``.env`` (``CHROMIUM_PATH`` …)."""
+
+    # The values both bases set, restated so that the class has one config type: mypy
+    # rejects inheriting BaseSettings' SettingsConfigDict and BaseModel's ConfigDict at once.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
