@@ -41,6 +41,7 @@ from ledger.store import PgEventStore
 from projections import runs as runs_model
 from projections import steps as steps_model
 from projections.rebuild import rebuild
+from projections.run_row import COLUMNS
 from runledger.bench.harness import Figure, fresh_database, median, report, servers
 
 WINDOW = 100  # runs in flight at once while the log is written
@@ -48,24 +49,14 @@ APPEND_EVENTS = 1000  # events per append while writing the log
 BATCH_SIZE = 5000
 BROWSER = {"name": "chromium", "version": "bench"}
 
-# Equivalent columns of both tables, compared after the run.
-COMPARE = """
+# The runs row's columns (one definition: projections.run_row), compared in both tables after
+# the run: rows in one table and not in the other, either way.
+_COLUMNS = ", ".join(COLUMNS)
+COMPARE = f"""
 SELECT count(*) FROM (
-    (SELECT id, test_id, test_name, status, attempt, created_at, started_at, completed_at,
-            duration_ms, steps_passed, steps_failed, error, error_step, worker,
-            last_event_at, version FROM runs
-     EXCEPT
-     SELECT id, test_id, test_name, status, attempt, created_at, started_at, completed_at,
-            duration_ms, steps_passed, steps_failed, error, error_step, worker,
-            last_event_at, version FROM es_runs)
+    (SELECT {_COLUMNS} FROM runs EXCEPT SELECT {_COLUMNS} FROM es_runs)
     UNION ALL
-    (SELECT id, test_id, test_name, status, attempt, created_at, started_at, completed_at,
-            duration_ms, steps_passed, steps_failed, error, error_step, worker,
-            last_event_at, version FROM es_runs
-     EXCEPT
-     SELECT id, test_id, test_name, status, attempt, created_at, started_at, completed_at,
-            duration_ms, steps_passed, steps_failed, error, error_step, worker,
-            last_event_at, version FROM runs)
+    (SELECT {_COLUMNS} FROM es_runs EXCEPT SELECT {_COLUMNS} FROM runs)
 ) AS differences
 """
 
