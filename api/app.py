@@ -22,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api import problems
 from api.auth import ApiKeys, authenticate
+from api.edges import refuse_control_characters
 from api.metrics import Metrics
 from api.middleware import BodyLimit, RequestContext
 from api.routes import compat, ops, runs, stream, tests
@@ -61,6 +62,8 @@ def create_app(settings: ApiSettings, *, on_fatal: OnFatal | None = None) -> Fas
 
     app = FastAPI(
         title="runledger", version=VERSION, lifespan=lifespan, middleware=middleware,
+        # Every route, present and future: strings the ledger cannot store are refused here.
+        dependencies=[Depends(refuse_control_characters)],
         description="An event-sourced run ledger for browser tests: define tests, queue runs, "
                     "read their history and follow them live. Errors are "
                     "`application/problem+json`.",

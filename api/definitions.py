@@ -15,7 +15,7 @@ import asyncpg
 from api.errors import PreconditionFailed, TestNotFound
 from api.pagination import decode_time_id_cursor, encode_cursor
 from ledger.db import translated
-from ledger.definition import TestSpec
+from ledger.definition import STORED, TestSpec
 from ledger.sql import load_queries
 
 Q = load_queries("api", "definitions.sql")
@@ -47,12 +47,13 @@ class PgTestRepository:
         return dict(row)
 
     async def spec(self, test_id: UUID) -> TestSpec:
-        """The stored test as the definition object a run is queued from."""
+        """The stored test as the definition object a run is queued from. It was validated
+        when saved; a size rule tightened since then must not make it unrunnable."""
         row = await self.get(test_id)
         return TestSpec.model_validate({
             "name": row["name"], "url": row["url"], "definition": row["definition"],
             "auto_handle_popups": row["auto_handle_popups"],
-        })
+        }, context=STORED)
 
     async def update(
         self, test_id: UUID, spec: TestSpec, *, if_version: int | None = None

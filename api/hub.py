@@ -35,8 +35,9 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from api.edges import escape
 from ledger.aio import Backoff, wait_any
-from ledger.streams import entry_version
+from ledger.streams import MalformedEntry, entry_version
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +204,18 @@ class StreamHub:
             subscribers = self._subscribers.get(key)
             if not subscribers:
                 continue  # unsubscribed while the read was out
-            for _entry_id, flat in entries:
-                fields = dict(zip(flat[::2], flat[1::2], strict=True))
-                version = entry_version(fields)
+            for entry_id, flat in entries:
+                try:
+                    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                    version = entry_version(fields)
+                except (MalformedEntry, ValueError, TypeError) as exc:
+                    # One bad entry must not end the reading task that every stream of the
+                    # process shares; its subscribers' tails take it from PostgreSQL when
+                    # they see the gap (or at their next check).
+                    log.warning("stream hub: skipping malformed entry %s of %s: %s",
+                                escape(str(entry_id), 60), escape(str(key), 100),
+                                escape(str(exc), 200))
+                    continue
                 for subscription in tuple(subscribers):
                     subscription.deliver(version, fields)
 

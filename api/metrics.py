@@ -1,7 +1,8 @@
 """Prometheus metrics, one registry per app (tests build many apps in one process).
 
 Request counters and latencies are recorded by the request-context middleware; the gauges
-that describe the system (runs by status, queue, follower lag) are refreshed at scrape time.
+that describe the system (runs by status, queue, follower lag and parked events) are
+refreshed at scrape time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from redis.exceptions import RedisError, ResponseError
 from ledger.errors import StoreError
 from ledger.streams import QUEUE, WORKER_GROUP
 from projections.follower import follower_lag
+from projections.parking import parked_counts
 from projections.queries import RunQueries
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,11 @@ class Metrics:
             "runledger_follower_lag_events", "Events committed but not yet applied, per follower",
             ["follower"], registry=r,
         )
+        self.follower_parked = Gauge(
+            "runledger_follower_parked_events",
+            "Events a follower could not apply and parked (runledger followers retry)",
+            ["follower"], registry=r,
+        )
         self.database_up = Gauge("runledger_database_up", "PostgreSQL answered the scrape",
                                  registry=r)
         self.redis_up = Gauge("runledger_redis_up", "Redis answered the scrape", registry=r)
@@ -64,6 +71,7 @@ class Metrics:
         try:
             counts = await queries.count_by_status()
             lag = await follower_lag(pool)
+            parked = await parked_counts(pool)
         except StoreError as exc:
             log.warning("metrics: database unavailable: %s", exc)
             self.database_up.set(0)
@@ -73,6 +81,8 @@ class Metrics:
                 self.runs.labels(status).set(counts.get(status, 0))
             for follower, behind in lag.items():
                 self.follower_lag.labels(follower).set(behind)
+            for follower, count in parked.items():
+                self.follower_parked.labels(follower).set(count)
         try:
             length, pending = await queue_depth(redis)
         except (RedisError, OSError) as exc:

@@ -8,19 +8,29 @@ import logging
 import re
 import time
 import uuid
-from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.edges import escape
 from api.errors import PayloadTooLarge
 from api.metrics import Metrics
 from api.problems import problem_response
+from ledger.settings import SECRET_QUERY_PARAMS, redact_query
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("api.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_SECRET_QUERY = {"access_token"}
+_SECRET_QUERY = ("access_token", *SECRET_QUERY_PARAMS)
+#: the methods a metric label may name: any other string a client sends is ``OTHER``, so
+#: junk methods cannot grow the number of series without bound
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+TARGET_LOG_CHARS = 2000
+
+
+def method_label(scope: Scope) -> str:
+    method = str(scope.get("method", ""))
+    return method if method in METHODS else "OTHER"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -31,13 +41,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def loggable_target(scope: Scope) -> str:
-    """The request target for logs, with credentials in the query string masked."""
+    """The request target for one log line: credentials in the query string masked, control
+    characters escaped (the path is already percent-decoded: ``%0A`` is a newline)."""
     query = scope.get("query_string", b"").decode("latin-1")
-    if not query:
-        return scope.get("path", "")
-    pairs = [(k, "***" if k in _SECRET_QUERY else v)
-             for k, v in parse_qsl(query, keep_blank_values=True)]
-    return f"{scope.get('path', '')}?{urlencode(pairs)}"
+    target = scope.get("path", "")
+    if query:
+        target += "?" + redact_query(query, _SECRET_QUERY)
+    return escape(target, TARGET_LOG_CHARS)
 
 
 class _HttpMiddleware:
@@ -85,7 +95,7 @@ class RequestContext(_HttpMiddleware):
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled error: request_id=%s %s %s", request_id,
-                          scope["method"], loggable_target(scope))
+                          method_label(scope), loggable_target(scope))
             if started:
                 raise
             response = problem_response(
@@ -97,9 +107,10 @@ class RequestContext(_HttpMiddleware):
         finally:
             elapsed = time.perf_counter() - began
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(scope["method"], route, status, elapsed)
-            access_log.info("%s %s %d %.1fms request_id=%s", scope["method"],
-                            loggable_target(scope), status, elapsed * 1000, request_id)
+            self.metrics.observe(method_label(scope), route, status, elapsed)
+            access_log.info("%s %s %d %.1fms request_id=%s",
+                            escape(str(scope["method"]), 20), loggable_target(scope), status,
+                            elapsed * 1000, request_id)
 
 
 class BodyLimit(_HttpMiddleware):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +33,8 @@ def decode_time_id_cursor(cursor: str, field: str = "cursor") -> tuple[datetime,
         when = datetime.fromisoformat(stamp)
         if when.tzinfo is None:
             raise ValueError("naive timestamp")
-        return when, UUID(key)
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        # In UTC here, not in the driver: a forged offset at the ends of the calendar
+        # overflows when converted, which must be the client's 422, not a 500.
+        return when.astimezone(UTC), UUID(key)
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
         raise _bad(field) from None

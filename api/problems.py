@@ -17,9 +17,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.edges import SHOWN_CHARS, escape
 from api.errors import (
     InvalidInput,
     NotFound,
@@ -51,6 +53,9 @@ class Kind:
     slug: str
     title: str
     headers: tuple[tuple[str, str], ...] = ()
+    #: the body's ``detail`` instead of the exception's text. For outages: a driver's message
+    #: names internal hosts and ports, which is for the log, not for clients.
+    detail: str | None = None
 
 
 #: exception class → problem. Looked up along the exception's MRO, nearest class first.
@@ -72,7 +77,11 @@ PROBLEMS: dict[type[Exception], Kind] = {
     PayloadTooLarge: Kind(413, "payload-too-large", "Request body too large"),
     TransientStoreError: Kind(
         503, "database-unavailable", "The database is temporarily unavailable",
-        (("Retry-After", "1"),),
+        (("Retry-After", "1"),), detail="the database is unavailable; retry shortly",
+    ),
+    RedisError: Kind(
+        503, "redis-unavailable", "Redis is temporarily unavailable",
+        (("Retry-After", "1"),), detail="Redis is unavailable; retry shortly",
     ),
 }
 
@@ -148,9 +157,10 @@ async def handle_mapped(request: Request, exc: Exception) -> Response:
     kind = kind_of(exc)
     assert kind is not None  # registered only for classes in PROBLEMS
     if kind.status >= 500:
-        log.warning("request %s: %s", _request_id(request), exc)
+        log.warning("request_id=%s answered %d: %s", _request_id(request), kind.status,
+                    escape(str(exc)))
     return problem_response(
-        kind.status, kind.slug, kind.title, str(exc), errors=field_errors(exc),
+        kind.status, kind.slug, kind.title, kind.detail or str(exc), errors=field_errors(exc),
         headers=dict(kind.headers), request_id=_request_id(request),
     )
 
@@ -162,6 +172,11 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
         where = str(loc[0]) if loc else "body"
         field = location(loc[1:]) if len(loc) > 1 else where
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        sent = error.get("input")
+        if error.get("type") != "refused_character" and isinstance(sent, str | int | float):
+            # Name the value as well as the field: "unknown action" alone does not say
+            # which one the client sent. Escaped and cut, it may be anything.
+            message += f" (sent: '{escape(str(sent), SHOWN_CHARS)}')"
         errors.append({"in": where, "field": field, "message": message})
     return errors
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from api import views
 from api.compat import ArtifactUrl, legacy_result
-from ledger.artifacts import ArtifactNotFound, ArtifactStore
+from ledger.artifacts import ArtifactNotFound, ArtifactStore, StoredFile
 from ledger.codec import RecordedEvent
 from ledger.errors import RunNotFound
 from ledger.store import PgEventStore
@@ -35,10 +35,14 @@ class RunReads:
         return [e.public() for e in await self._recorded(run_id)]
 
     async def run(self, run_id: UUID) -> tuple[Row, list[Row]]:
-        """The run's row and steps. The read models lag the log by a moment: a run that is
-        not projected yet is folded from its events, so a new run is never a 404."""
+        """The run's row and steps, never older than the run's own history. The read models
+        lag the log by a moment, while a client that followed the stream to its terminal
+        event has already seen the newest state: when the row is missing or behind the
+        run's head version (one indexed query), the run is folded from its events."""
         row = await self._queries.get_run(run_id)
-        if row is not None:
+        # Row first, head second: the head only grows, so a row at the head read after it
+        # is current.
+        if row is not None and row["version"] >= await self._store.run_version(run_id):
             return row, await self._queries.run_steps(run_id)
         events = await self._recorded(run_id)
         steps = [views.step_row(e) for e in events if e.type == "step"]
@@ -61,13 +65,13 @@ class RunReads:
         page = [e.public() for e in events[:limit]]
         return page, (page[-1]["version"] if len(events) > limit else None)
 
-    async def artifact(self, run_id: UUID, artifact_id: str) -> tuple[dict[str, Any], bytes]:
+    async def artifact(self, run_id: UUID, artifact_id: str) -> tuple[dict[str, Any], StoredFile]:
         """A run's artifact: its reference (found in the run's events, which is what
-        authorises reading it through this run) and its bytes."""
+        authorises reading it through this run) and its file, to stream."""
         ref = views.artifact_refs(await self._events(run_id)).get(artifact_id)
         if ref is None:
             raise ArtifactNotFound(f"run {run_id} has no artifact {artifact_id}")
-        return ref, await self._artifacts.get(artifact_id)
+        return ref, await self._artifacts.open(artifact_id)
 
     async def legacy(self, run_id: UUID, artifact_url: ArtifactUrl) -> dict[str, Any]:
         """The old result shape, all from one read of the run's events: status, steps and

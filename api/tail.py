@@ -23,11 +23,12 @@ from uuid import UUID
 
 from redis.exceptions import RedisError
 
+from api.edges import escape
 from api.hub import StreamHub, Subscription
 from ledger.domain import TERMINAL_TYPES
 from ledger.errors import RunNotFound, TransientStoreError
 from ledger.store import LogListener, PgEventStore
-from ledger.streams import decode_event, entry_version, stream_key
+from ledger.streams import MalformedEntry, decode_event, entry_version, stream_key
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class RunTail:
             last = await self.store.read_run(run_id, after=version - 1, limit=1)
             if last and last[0].type in TERMINAL_TYPES:
                 return _empty()
+            # A position beyond the head names events that do not exist (yet): resuming
+            # there would skip the ones that come, the terminal event among them, and the
+            # stream would never close. Resume from the head instead.
+            after = version
         return self._follow(_Reader(self, run_id), after)
 
     async def _follow(self, reader: _Reader, after: int) -> AsyncGenerator[Event, None]:
@@ -151,8 +156,16 @@ class _Reader:
         events: list[Event] = []
         expected = last + 1
         for fields in entries:
-            version = entry_version(fields)
-            if version < expected:
+            try:
+                version = entry_version(fields)
+                event = decode_event(self.run_id, fields) if version >= expected else None
+            except MalformedEntry as exc:
+                # Redis is derived data and anyone with access can write to it: skip the
+                # entry and take this and everything after it from PostgreSQL, the truth.
+                log.warning("tail of run %s skips a malformed stream entry: %s", self.run_id,
+                            escape(str(exc), 300))
+                return events + await self._from_store(expected - 1)
+            if event is None:
                 continue  # already delivered (history overlap or a re-published entry)
             if version > expected:
                 filled = await self._from_store(expected - 1, limit=version - expected)
@@ -163,7 +176,7 @@ class _Reader:
                     # events, so this is not expected): stop here; the next PostgreSQL
                     # check, at the latest after a block, delivers the rest.
                     break
-            events.append(decode_event(self.run_id, fields))
+            events.append(event)
             expected = version + 1
         return events
 

@@ -3,7 +3,7 @@
 Content-addressed: an artifact's id is the sha256 of its bytes, so storing the same bytes
 twice costs nothing and a reference can be verified. ``ArtifactStore`` is the port; the
 filesystem adapter keeps files under ``ARTIFACTS_DIR``; an object store can implement the
-same four methods later (and ``prune`` with its own listing).
+same methods later (and ``prune`` with its own listing).
 
 Retention. An artifact stored with an ``owner`` (test, run, when the run started) is listed
 in that run's manifest (``runs/<sha256(test)[:32]>/<run>.jsonl``). ``prune`` keeps the
@@ -85,12 +85,23 @@ class RetentionReport:
     skipped_lines: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """Where an artifact's bytes are on local disk, to be streamed (and served by range)
+    rather than read whole into memory; ``stat`` was taken when it was found."""
+
+    path: Path
+    stat: os.stat_result
+
+
 class ArtifactStore(Protocol):
     async def put(
         self, data: bytes, *, kind: str, content_type: str, owner: ArtifactOwner | None = None
     ) -> ArtifactRef: ...
 
     async def get(self, artifact_id: str) -> bytes: ...
+
+    async def open(self, artifact_id: str) -> StoredFile: ...
 
     async def exists(self, artifact_id: str) -> bool: ...
 
@@ -185,6 +196,15 @@ class FileArtifactStore:
         path = self.path_of(artifact_id)
         try:
             return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise ArtifactNotFound(f"artifact {artifact_id} not found") from None
+
+    async def open(self, artifact_id: str) -> StoredFile:
+        """The artifact's file and its size, without reading it; ``ArtifactNotFound`` when
+        it is not stored (or retention removed it)."""
+        path = self.path_of(artifact_id)
+        try:
+            return StoredFile(path, await asyncio.to_thread(path.stat))
         except FileNotFoundError:
             raise ArtifactNotFound(f"artifact {artifact_id} not found") from None
 

@@ -104,8 +104,13 @@ class RecordedEvent:
     def from_row(
         cls, notification_id: int, run_id: UUID, version: int, topic: str, state: bytes
     ) -> RecordedEvent:
+        """Raises ``UndecodableEvent`` when the state cannot be decoded (see
+        ``decode_state``) or lacks its ``timestamp``."""
         _, data = decode_state(topic, state)
-        timestamp = data.pop("timestamp")
+        try:
+            timestamp = data.pop("timestamp")
+        except KeyError:
+            raise UndecodableEvent(f"event {topic} has no timestamp") from None
         data.pop("originator_topic", None)
         return cls(notification_id, run_id, version, TOPIC_TYPES.get(topic, topic), timestamp, data)
 
@@ -125,10 +130,44 @@ class RecordedEvent:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class UndecodableRow:
+    """A stored event that cannot be decoded, in place of its ``RecordedEvent``: what a
+    reader that must survive it (a follower, which parks it) needs to name it."""
+
+    notification_id: int
+    run_id: UUID
+    version: int
+    topic: str
+    error: str
+
+    @property
+    def type(self) -> str:
+        return TOPIC_TYPES.get(self.topic, self.topic)
+
+
+#: one row of the log as a reader by position sees it
+LogEntry = RecordedEvent | UndecodableRow
+
+
+def decode_row(
+    notification_id: int, run_id: UUID, version: int, topic: str, state: bytes
+) -> LogEntry:
+    """``RecordedEvent.from_row``, or an ``UndecodableRow`` naming why it failed. The log is
+    immutable: a reader that stopped at a bad row would stop there forever."""
+    try:
+        return RecordedEvent.from_row(notification_id, run_id, version, topic, state)
+    except UndecodableEvent as exc:
+        return UndecodableRow(notification_id, run_id, version, topic, str(exc))
+
+
 __all__ = [
     "MAX_EVENT_BYTES",
+    "LogEntry",
     "OrjsonTranscoder",
     "RecordedEvent",
+    "UndecodableRow",
+    "decode_row",
     "decode_state",
     "make_mapper",
     "to_domain_event",

@@ -13,6 +13,7 @@ be renamed without breaking stored events.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 from uuid import UUID
@@ -71,6 +72,42 @@ class StepResult:
 
 #: a step's fields, in the order events, rows and documents list them
 STEP_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepResult))
+
+#: Byte budgets of a ``step`` event's parts, counted as the event is serialised (UTF-8,
+#: JSON escapes included). The executor cuts what it found on the page to its part's budget;
+#: definition validation refuses a step whose own text could not fit in ``instruction``
+#: (the instruction and its normalised copy in ``details.memory``). With
+#: ``STEP_MARGIN_BYTES`` their sum stays within the ledger's 16 KiB event limit (a test
+#: checks it against ``MAX_EVENT_BYTES``).
+STEP_BUDGETS: dict[str, int] = {
+    "envelope": 1024,  # event metadata, the fixed-size fields and their names
+    "artifacts": 1024,  # at most a screenshot and a trace reference
+    "url": 2048,
+    "error": 2048,
+    "details": 4096,  # page findings: locator, fingerprint, candidates, heal, popups …
+    "instruction": 5120,
+}
+STEP_MARGIN_BYTES = 1024
+#: a locator inside ``details`` (chosen, healed, remembered): an advanced selector is
+#: recorded as the step's locator, so a definition's selector must fit whole
+STEP_LOCATOR_BYTES = 1024
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def recordable(text: str) -> str:
+    """``text`` as a step event may hold it: NUL and the other C0 controls except tab and
+    newline become U+FFFD (``\\r\\n`` becomes ``\\n`` first), a lone surrogate becomes
+    U+FFFD and a split surrogate pair its character. PostgreSQL refuses NUL in ``text`` and
+    ``jsonb``, and a lone surrogate is not UTF-8 at all. The executor records page text
+    through it; definition validation measures a step's text through it."""
+    if _SURROGATE.search(text):
+        # Through UTF-16: a split pair becomes its character, a lone half U+FFFD.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    return _CONTROL.sub("\ufffd", text)
 
 
 class Run(Aggregate):

@@ -7,6 +7,7 @@ builds them with ``load_settings`` and passes them down. Nothing below an entry 
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -90,10 +91,29 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 
 
+#: query parameters that carry a secret: libpq takes ``password`` and ``sslpassword`` from
+#: a connection URI's query as well as from its user-info
+SECRET_QUERY_PARAMS = ("password", "sslpassword")
+_SECRET_QUERY = re.compile(
+    r"(^|&)((?:%s)=)[^&]*" % "|".join(SECRET_QUERY_PARAMS), re.IGNORECASE  # noqa: UP031
+)
+
+
+def redact_query(query: str, names: tuple[str, ...] = SECRET_QUERY_PARAMS) -> str:
+    """A query string with the values of ``names`` replaced by ``***`` (the rest untouched,
+    so a log still shows e.g. ``host=/run/postgresql`` as it was configured)."""
+    pattern = _SECRET_QUERY if names == SECRET_QUERY_PARAMS else re.compile(
+        r"(^|&)((?:%s)=)[^&]*" % "|".join(map(re.escape, names)), re.IGNORECASE)  # noqa: UP031
+    return pattern.sub(r"\1\2***", query)
+
+
 def redact(url: str) -> str:
-    """A URL with its password replaced, for logs."""
+    """A URL with its password replaced, for logs: in the user-info and in the
+    ``password`` / ``sslpassword`` query parameters."""
     parts = urlsplit(url)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+        parts = parts._replace(netloc=netloc)
+    if parts.query:
+        parts = parts._replace(query=redact_query(parts.query))
+    return parts.geturl()

@@ -6,6 +6,8 @@
   read queries (``RunQueries``);
 * ``relay`` — publishes the log to Redis (``run_events:{run_id}``, ``runs:queue``);
 * ``rebuild`` — replays the log into fresh tables and swaps them in;
+* ``parking`` / ``retry`` — events a follower could not apply, parked, counted and retried;
+  ``sanitize`` — what read models write is always something PostgreSQL accepts;
 * ``service`` — ``run_projector``: all followers in one process.
 """
 

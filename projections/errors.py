@@ -2,8 +2,10 @@
 
     ProjectionError                  base of everything this package raises
     ├── InvalidCursor                a ``list_runs`` cursor is malformed or was tampered with
-    ├── FollowerError                a follower cannot apply the log as it is (names follower
-    │                                and position); not retried: the projector stops loudly
+    ├── FollowerError                a follower failed for good outside its events (its parking,
+    │                                upkeep or activation; names follower and position): the
+    │                                projector restarts that follower alone, with back-off. An
+    │                                event it cannot apply is parked, not raised
     ├── RelayUnavailable             Redis failed at the connection level; followers retry it
     │                                with backoff, like ``ledger.errors.TransientStoreError``
     └── RebuildError                 a rebuild could not start, build or swap its tables (the
@@ -26,7 +28,8 @@ class InvalidCursor(ProjectionError):
 
 
 class FollowerError(ProjectionError):
-    """Raised when a follower cannot apply a batch for a reason retrying will not fix."""
+    """Raised when a follower fails for a reason retrying will not fix; inside ``apply`` it
+    makes the runner park the event, anywhere else it ends the runner."""
 
     def __init__(self, follower: str, position: int, reason: str) -> None:
         self.follower = follower

@@ -9,7 +9,7 @@ A ``Follower`` is a name and an ``apply(conn, events)`` function. ``FollowerRunn
    ``standby_retry_seconds``; when the active process dies, its connection and lock go with
    it and a standby takes over.
 2. **Resume** from the follower's row in ``follower_checkpoints``.
-3. **Tail** the log in commit order (``PgEventStore.read_after``), ``batch_size`` events at
+3. **Tail** the log in commit order (``ledger.store.read_log_entries``), ``batch_size`` rows at
    a time, sleeping on the shared ``LogListener`` (NOTIFY, with a polling fallback) when
    caught up, and stopping when ``stop`` is set (after the batch in hand).
 4. **Apply.** A *transactional* follower's batch runs in one transaction that applies the
@@ -27,7 +27,17 @@ the checkpoint it finds. A stale transactional batch may fail on the new tables 
 compare-and-set runs (a duplicate key: they already hold it); a failed batch whose
 checkpoint has moved therefore counts as stale too, not as a permanent failure.
 Connection-level failures (PostgreSQL or Redis) are retried with backoff from the
-checkpoint; any other error ends ``run()`` with ``FollowerError``.
+checkpoint.
+
+5. **Park.** Any other failure of a batch is the batch's content, not the moment: the log is
+   immutable, so stopping would be for ever. The runner re-applies that batch event by event
+   (each in its own transaction with the checkpoint, so the good ones are applied exactly
+   once), retries an event that still fails ``retry.retries`` times with back-off, and then
+   parks it (``projections.parking``: a ``parked_events`` row, an ERROR log line) and moves
+   past it — in the same transaction as the checkpoint. A row of the log that cannot even be
+   decoded is parked at once (its bytes will not change). A failure outside ``apply`` (the
+   parking itself, ``activate``, ``maintain``) still ends ``run()`` with ``FollowerError``;
+   the projector restarts that follower alone.
 """
 
 from __future__ import annotations
@@ -36,16 +46,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
 from ledger.aio import Backoff, wait_any
-from ledger.codec import RecordedEvent
+from ledger.codec import LogEntry, RecordedEvent, UndecodableRow
 from ledger.db import close_quietly, connect, translated
 from ledger.errors import StoreError, TransientStoreError
 from ledger.sql import load_queries
-from ledger.store import LogListener, read_log
+from ledger.store import LogListener, read_log_entries
 from projections.errors import FollowerError, RelayUnavailable
+from projections.parking import describe, now, park, split
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,8 @@ ApplyBatch = Callable[[asyncpg.Connection, Sequence[RecordedEvent]], Awaitable[N
 TRANSIENT = (TransientStoreError, RelayUnavailable)
 #: how long a follower waits before re-reading from its checkpoint after a transient error
 BACKOFF = Backoff(base_seconds=0.1, max_seconds=5.0)
+#: how often an event that fails on its own is tried again before it is parked
+APPLY_RETRY = Backoff(retries=3, base_seconds=0.5, max_seconds=5.0)
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,11 @@ class Follower:
     maintain: Callable[[], Awaitable[None]] | None = None
     linger_seconds: float = 0.0
     checkpoint_every_seconds: float = 0.0
+    #: the tables ``apply`` writes: a retry of a parked event locks them
+    tables: tuple[str, ...] = ()
+    #: non-transactional followers: called with the position of an event just parked, so
+    #: that whatever tracks its progress besides the checkpoint moves past it too
+    passed: Callable[[int], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,8 @@ class ReadModel:
     apply: ApplyBatch
 
     def follower(self, *, linger_seconds: float = 0.0) -> Follower:
-        return Follower(self.name, self.apply, linger_seconds=linger_seconds)
+        return Follower(self.name, self.apply, linger_seconds=linger_seconds,
+                        tables=self.tables)
 
 
 class _LockLost(Exception):
@@ -106,6 +126,10 @@ class _LockLost(Exception):
 
 class _CheckpointMoved(Exception):
     """The checkpoint is not where this runner left it (rebuild swap, a late second instance)."""
+
+
+class _Interrupted(Exception):
+    """``stop`` was set while an event was being retried: leave it for the next run."""
 
 
 class FollowerRunner:
@@ -120,6 +144,7 @@ class FollowerRunner:
         stop: asyncio.Event,
         batch_size: int = 500,
         standby_retry_seconds: float = 1.0,
+        retry: Backoff = APPLY_RETRY,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -129,6 +154,7 @@ class FollowerRunner:
         self._stop = stop
         self._batch_size = batch_size
         self._standby_retry = standby_retry_seconds
+        self._retry = retry
         self.active = False
         # Non-transactional followers: the checkpoint saved in PostgreSQL, and how far the
         # follower's effects really are (ahead of it between saves).
@@ -141,7 +167,8 @@ class FollowerRunner:
         return self.follower.name
 
     async def run(self) -> None:
-        """Stand by or follow until ``stop``; raises ``FollowerError`` on a permanent failure."""
+        """Stand by or follow until ``stop``; raises ``FollowerError`` when something other
+        than an event fails for good (see the module docstring)."""
         while not self._stop.is_set():
             lock = await self._acquire_lock()
             if lock is None:
@@ -227,54 +254,132 @@ class FollowerRunner:
         # Take the generation before reading: a commit notified after the read then makes
         # the wait below return at once instead of sleeping through it.
         generation = self._listener.generation
-        events = await read_log(conn, position, self._batch_size)
-        if events:
-            position = await self._apply(conn, events, position)
+        entries = await read_log_entries(conn, position, self._batch_size)
+        if entries:
+            position = await self._apply(conn, entries, position)
         if self.follower.maintain is not None:
             await self.follower.maintain()
         if not self.follower.transactional:
-            now = asyncio.get_running_loop().time()
-            if now >= self._next_save:
-                self._next_save = now + self.follower.checkpoint_every_seconds
+            clock = asyncio.get_running_loop().time()
+            if clock >= self._next_save:
+                self._next_save = clock + self.follower.checkpoint_every_seconds
                 await self._save(conn)
-        if len(events) < self._batch_size:
+        if len(entries) < self._batch_size:
             await self._listener.wait(generation, self._stop)
             if self.follower.linger_seconds and self._listener.generation != generation:
                 await wait_any(self._stop, seconds=self.follower.linger_seconds)
         return position
 
     async def _apply(
-        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], position: int
+        self, conn: asyncpg.Connection, entries: Sequence[LogEntry], position: int
     ) -> int:
-        new_position = events[-1].notification_id
+        """Apply a batch, parking its undecodable rows; returns the new position."""
+        events, undecodable = split(entries)
+        new_position = entries[-1].notification_id
         try:
-            with translated():
-                if self.follower.transactional:
-                    await self._apply_in_transaction(conn, events, position, new_position)
-                else:
-                    await self.follower.apply(conn, events)
-                    self._applied = new_position
+            await self._apply_events(conn, events, undecodable, position, new_position)
         except (_CheckpointMoved, *TRANSIENT):
             raise
-        except FollowerError as exc:
-            if exc.position >= 0:
-                raise
-            raise FollowerError(self.name, position, exc.reason) from exc
-        except StoreError as exc:
-            raise FollowerError(self.name, position, str(exc)) from exc
         except Exception as exc:
-            # A bug or an event this code cannot read: stop loudly, naming where.
-            raise FollowerError(
-                self.name, position, f"{type(exc).__name__}: {exc}") from exc
+            log.warning("follower %s: the batch after position %d failed (%s); applying it "
+                        "event by event", self.name, position, describe(exc))
+            try:
+                return await self._isolate(conn, entries, position)
+            except (_CheckpointMoved, *TRANSIENT):
+                raise
+            except Exception as exc:
+                raise FollowerError(self.name, position, describe(exc)) from exc
         return new_position
 
+    async def _apply_events(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent],
+        undecodable: Sequence[UndecodableRow], position: int, new_position: int,
+    ) -> None:
+        """Apply ``events`` and park ``undecodable`` up to ``new_position``: in one
+        transaction with the checkpoint, or (non-transactional) apply, then record."""
+        with translated():
+            if self.follower.transactional:
+                await self._apply_in_transaction(conn, events, undecodable, position,
+                                                  new_position)
+                return
+            if events:
+                await self.follower.apply(conn, events)
+            for row in undecodable:
+                await park(conn, self.name, row, row.error, attempts=1, first_failure=now())
+            if undecodable and self.follower.passed is not None:
+                await self.follower.passed(new_position)
+            self._applied = new_position
+
+    async def _isolate(
+        self, conn: asyncpg.Connection, entries: Sequence[LogEntry], position: int
+    ) -> int:
+        """Apply a failed batch one event at a time, parking the events that keep failing;
+        returns how far it got (short of the batch's end only when ``stop`` was set)."""
+        for entry in entries:
+            at = entry.notification_id
+            try:
+                if isinstance(entry, UndecodableRow):
+                    await self._apply_events(conn, [], [entry], position, at)
+                else:
+                    await self._apply_or_park(conn, entry, position)
+            except _Interrupted:
+                return position
+            position = at
+        return position
+
+    async def _apply_or_park(
+        self, conn: asyncpg.Connection, event: RecordedEvent, position: int
+    ) -> None:
+        failures = 0
+        first = now()
+        while True:
+            try:
+                await self._apply_events(conn, [event], [], position, event.notification_id)
+                return
+            except (_CheckpointMoved, *TRANSIENT):
+                raise
+            except Exception as exc:
+                failures += 1
+                error = describe(exc)
+            if failures > self._retry.retries:
+                break
+            if self._stop.is_set():
+                raise _Interrupted
+            delay = self._retry.delay(failures)
+            log.warning("follower %s: the %s event at position %d of run_id %s failed (%s); "
+                        "retry %d/%d in %.2fs", self.name, event.type, event.notification_id,
+                        event.run_id, error, failures, self._retry.retries, delay)
+            await wait_any(self._stop, seconds=delay)
+        await self._park(conn, event, error, failures, first, position)
+
+    async def _park(
+        self, conn: asyncpg.Connection, entry: LogEntry, error: str, attempts: int,
+        first: datetime, position: int,
+    ) -> None:
+        with translated():
+            if not self.follower.transactional:
+                await park(conn, self.name, entry, error, attempts=attempts, first_failure=first)
+                if self.follower.passed is not None:
+                    await self.follower.passed(entry.notification_id)
+                self._applied = entry.notification_id
+                return
+            async with conn.transaction():
+                await park(conn, self.name, entry, error, attempts=attempts, first_failure=first)
+                if await conn.fetchval(Q["advance_checkpoint"], self.name, position,
+                                       entry.notification_id) is None:
+                    raise _CheckpointMoved
+
     async def _apply_in_transaction(
-        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], position: int,
-        new_position: int,
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent],
+        undecodable: Sequence[UndecodableRow], position: int, new_position: int,
     ) -> None:
         try:
             async with conn.transaction():
-                await self.follower.apply(conn, events)
+                if events:
+                    await self.follower.apply(conn, events)
+                for row in undecodable:
+                    await park(conn, self.name, row, row.error, attempts=1,
+                               first_failure=now())
                 # Last, so the row lock is held only for the commit. When it does not match,
                 # raising rolls the rows back with it.
                 if await conn.fetchval(

@@ -40,11 +40,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, run_id = orjson.loads(raw)
-        position = datetime.fromisoformat(created_at), UUID(run_id)
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        when = datetime.fromisoformat(created_at)
+        if when.tzinfo is None:
+            raise ValueError("naive timestamp")
+        # In UTC here, not in the driver: a forged offset at the ends of the calendar
+        # (0001-01-01T00:00+14:00) overflows when converted, which must be the client's 422.
+        position = when.astimezone(UTC), UUID(run_id)
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError,
+            OverflowError) as exc:
         raise InvalidCursor(f"invalid cursor {cursor[:40]!r}") from exc
-    if position[0].tzinfo is None:
-        raise InvalidCursor(f"invalid cursor {cursor[:40]!r}")
     return position
 
 

@@ -19,6 +19,11 @@
    the follower was behind the rebuild (its next batch then finds its checkpoint moved and
    resumes from there). The swap waits at most ``lock_timeout`` for readers, and retries.
 
+An event a model cannot apply does not abort the rebuild: as a follower would, the rebuild
+applies the failing batch event by event and parks what still fails (once: a replay has no
+transient causes to wait out) or does not decode, into a copy of ``parked_events``; the
+swap replaces the rebuilt models' parked rows with the copy's, and the result counts them.
+
 A failure before the swap leaves the live tables and checkpoints untouched; the leftover
 schema is dropped (here, or by the next rebuild).
 """
@@ -34,14 +39,15 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from ledger.codec import RecordedEvent
+from ledger.codec import LogEntry, RecordedEvent, UndecodableRow
 from ledger.db import close_quietly, connect, create_pool, translated
-from ledger.errors import StoreError
+from ledger.errors import StoreError, TransientStoreError
 from ledger.sql import load_queries
-from ledger.store import PgEventStore, read_log
+from ledger.store import PgEventStore, read_log_entries
 from projections import locator_memory, runs, steps
 from projections.errors import RebuildError
 from projections.follower import ReadModel
+from projections.parking import describe, now, park, split
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +66,14 @@ Progress = Callable[[int, int], None]
 @dataclass(frozen=True)
 class RebuildResult:
     """``position``: how far the replay read the log; ``events``: how many it applied (a
-    model whose follower was further along at the swap was brought up to that checkpoint)."""
+    model whose follower was further along at the swap was brought up to that checkpoint);
+    ``parked``: events parked (per model) in the rebuilt models."""
 
     models: tuple[str, ...]
     position: int
     events: int
     seconds: float
+    parked: int = 0
 
     @property
     def rate(self) -> float:
@@ -102,8 +110,8 @@ async def rebuild(
                 head = await store.head_id()
                 position, more = await _catch_up(store, writer, models, position, head,
                                                   batch_size)
-                await _swap(pool, store, writer, models, tables, position, batch_size,
-                            lock_timeout_seconds, swap_attempts)
+                parked = await _swap(pool, store, writer, models, tables, position,
+                                     batch_size, lock_timeout_seconds, swap_attempts)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(writer.execute(Q["drop_schema"]))
@@ -114,9 +122,10 @@ async def rebuild(
     finally:
         await asyncio.shield(pool.close())
     result = RebuildResult(tuple(m.name for m in models), position, events + more,
-                           time.perf_counter() - began)
-    log.info("rebuilt %s: %d events up to position %d in %.1fs (%.0f events/s)",
-             ", ".join(result.models), result.events, position, result.seconds, result.rate)
+                           time.perf_counter() - began, parked)
+    log.info("rebuilt %s: %d events up to position %d in %.1fs (%.0f events/s), %d parked",
+             ", ".join(result.models), result.events, position, result.seconds, result.rate,
+             result.parked)
     return result
 
 
@@ -140,6 +149,7 @@ async def _prepare(writer: asyncpg.Connection, models: Sequence[ReadModel]) -> d
             await writer.execute(await writer.fetchval(Q["clone_table"], schema, table))
             for row in await writer.fetch(Q["constraint_ddl"], schema, table):
                 await writer.execute(row[0])
+        await writer.execute(Q["clone_parked"])
         await writer.fetchrow(Q["use_rebuild_schema"])
     return tables
 
@@ -149,12 +159,11 @@ async def _replay(
     batch_size: int, on_progress: Progress | None,
 ) -> tuple[int, int]:
     """Apply the log to the copies up to its head; returns (position, events applied)."""
-    store = PgEventStore(pool)
     with translated():
         total = await pool.fetchval(Q["count_events"])
     position = done = 0
-    pending: asyncio.Task[list[RecordedEvent]] | None = asyncio.create_task(
-        store.read_after(0, batch_size), name="rebuild:read")
+    pending: asyncio.Task[list[LogEntry]] | None = asyncio.create_task(
+        read_log_entries(pool, 0, batch_size), name="rebuild:read")
     try:
         while pending is not None:
             events = await pending
@@ -164,12 +173,9 @@ async def _replay(
             position = events[-1].notification_id
             if len(events) == batch_size:
                 # Read the next batch while this one is written.
-                pending = asyncio.create_task(store.read_after(position, batch_size),
+                pending = asyncio.create_task(read_log_entries(pool, position, batch_size),
                                               name="rebuild:read")
-            with translated():
-                async with writer.transaction():
-                    for model in models:
-                        await model.apply(writer, events)
+            await _apply_batch(writer, models, events)
             done += len(events)
             if on_progress is not None:
                 on_progress(done, max(total, done))
@@ -179,6 +185,57 @@ async def _replay(
             with contextlib.suppress(BaseException):
                 await pending
     return position, done
+
+
+async def _apply_batch(
+    writer: asyncpg.Connection, models: Sequence[ReadModel], entries: Sequence[LogEntry]
+) -> None:
+    """Apply a batch to every model's copies in one transaction, parking undecodable rows;
+    when that fails, apply it model by model, event by event, parking what fails."""
+    events, undecodable = split(entries)
+    try:
+        with translated():
+            async with writer.transaction():
+                for model in models:
+                    await _apply_model(writer, model, events, undecodable)
+        return
+    except TransientStoreError:
+        raise
+    except Exception as exc:
+        log.warning("rebuild: the batch after position %d failed (%s); applying it event by "
+                    "event", entries[0].notification_id - 1, describe(exc))
+    for model in models:
+        await _isolate(writer, model, entries)
+
+
+async def _apply_model(
+    writer: asyncpg.Connection, model: ReadModel, events: Sequence[RecordedEvent],
+    undecodable: Sequence[UndecodableRow],
+) -> None:
+    if events:
+        await model.apply(writer, events)
+    for row in undecodable:
+        await park(writer, model.name, row, row.error, attempts=1, first_failure=now())
+
+
+async def _isolate(
+    writer: asyncpg.Connection, model: ReadModel, entries: Sequence[LogEntry]
+) -> None:
+    for entry in entries:
+        try:
+            with translated():
+                async with writer.transaction():
+                    if isinstance(entry, UndecodableRow):
+                        await _apply_model(writer, model, [], [entry])
+                    else:
+                        await _apply_model(writer, model, [entry], [])
+            continue
+        except TransientStoreError:
+            raise
+        except Exception as exc:
+            error = describe(exc)
+        with translated():
+            await park(writer, model.name, entry, error, attempts=1, first_failure=now())
 
 
 async def _finish(writer: asyncpg.Connection, tables: dict[str, str]) -> None:
@@ -200,13 +257,10 @@ async def _catch_up(
     """Apply the events in (``after``, ``upto``] to the copies; returns (``upto``, events)."""
     position, done = after, 0
     while position < upto:
-        events = await read_log(store.pool, position, batch_size, upto=upto)
+        events = await read_log_entries(store.pool, position, batch_size, upto=upto)
         if not events:
             break
-        with translated():
-            async with writer.transaction():
-                for model in models:
-                    await model.apply(writer, events)
+        await _apply_batch(writer, models, events)
         position = events[-1].notification_id
         done += len(events)
     return max(after, upto), done
@@ -216,7 +270,8 @@ async def _swap(
     pool: asyncpg.Pool, store: PgEventStore, writer: asyncpg.Connection,
     models: Sequence[ReadModel], tables: dict[str, str], position: int, batch_size: int,
     lock_timeout: float, attempts: int,
-) -> None:
+) -> int:
+    """Swap the copies in; returns how many events the rebuilt models have parked."""
     # How far each model's copies are; kept across attempts (a catch-up is committed).
     reached = {m.name: position for m in models}
     for attempt in range(1, attempts + 1):
@@ -224,10 +279,11 @@ async def _swap(
             with translated():
                 async with pool.acquire() as conn, conn.transaction():
                     await conn.fetchval(Q["set_lock_timeout"], f"{int(lock_timeout * 1000)}ms")
-                    await _swap_in(conn, store, writer, models, tables, reached, batch_size)
+                    parked = await _swap_in(conn, store, writer, models, tables, reached,
+                                            batch_size)
             log.info("swapped in rebuilt %s (checkpoints: %s)", ", ".join(tables),
                      ", ".join(f"{name} at {at}" for name, at in sorted(reached.items())))
-            return
+            return parked
         except StoreError as exc:
             if not isinstance(exc.__cause__, asyncpg.LockNotAvailableError):
                 raise RebuildError(f"could not swap the rebuilt tables in: {exc}") from exc
@@ -242,12 +298,14 @@ async def _swap_in(
     conn: asyncpg.Connection, store: PgEventStore, writer: asyncpg.Connection,
     models: Sequence[ReadModel], tables: dict[str, str], reached: dict[str, int],
     batch_size: int,
-) -> None:
-    """The swap transaction's work on ``conn``; updates ``reached``."""
+) -> int:
+    """The swap transaction's work on ``conn``; updates ``reached``; returns how many
+    parked events the rebuilt models now have."""
     ddl = [await conn.fetchrow(Q["swap_ddl"], schema, table) for table, schema in tables.items()]
     # Tables, then checkpoint rows: the order a follower's batch takes them.
     for row in ddl:
         await conn.execute(row["lock"])
+    await conn.execute(Q["lock_parked"])
     live: dict[str, int] = {}
     for model in sorted(models, key=lambda m: m.name):
         await conn.execute(Q["ensure_checkpoint"], model.name)
@@ -266,3 +324,6 @@ async def _swap_in(
         await conn.execute(row["move"])
     for name in sorted(reached):
         await conn.execute(Q["set_checkpoint"], name, reached[name])
+    await conn.execute(Q["unpark_models"], [m.name for m in models])
+    await conn.execute(Q["move_parked"])
+    return int(await conn.fetchval(Q["count_parked"]))

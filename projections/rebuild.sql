@@ -83,3 +83,21 @@ SELECT format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', $1::text, $2::text) A
 
 -- name: set_checkpoint
 UPDATE follower_checkpoints SET position = $2, updated_at = now() WHERE name = $1;
+
+-- name: clone_parked
+-- Before the search path moves: the copy the replay parks into, like the live table.
+CREATE TABLE runledger_rebuild.parked_events (LIKE parked_events INCLUDING ALL);
+
+-- name: lock_parked
+-- After the model tables, before the checkpoint rows: the order a follower's batch takes.
+LOCK TABLE parked_events IN EXCLUSIVE MODE;
+
+-- name: unpark_models
+-- The rebuilt models' parked events are those the replay parked, no others.
+DELETE FROM parked_events WHERE follower = ANY($1::text[]);
+
+-- name: move_parked
+INSERT INTO parked_events SELECT * FROM runledger_rebuild.parked_events;
+
+-- name: count_parked
+SELECT count(*) FROM runledger_rebuild.parked_events;

@@ -129,7 +129,7 @@ class RedisRelay:
 
     def follower(self) -> Follower:
         return Follower(NAME, self.apply, transactional=False, activate=self.activate,
-                        maintain=self.maintain,
+                        maintain=self.maintain, passed=self.passed,
                         checkpoint_every_seconds=self._checkpoint_interval)
 
     # -- follower hooks -------------------------------------------------------------------
@@ -155,6 +155,14 @@ class RedisRelay:
             reason = "marker missing" if previous < 0 else f"marker at {previous} < {start}"
             since = None if previous < 0 else previous
             await self._recover(conn, end, since, reason, {e.run_id for e in events})
+
+    async def passed(self, position: int) -> None:
+        """An event up to ``position`` was parked: move the marker past it as if published,
+        or the relay would take the gap for lost data when it next starts."""
+        result = await _call(self._redis.eval(
+            _ADVANCE_MARKER, 1, RELAY_MARKER, str(self._position), str(position)))
+        if int(result) >= self._position:
+            self._position = max(self._position, position)
 
     async def maintain(self) -> None:
         now = time.monotonic()
@@ -223,7 +231,9 @@ class RedisRelay:
             chunk = ordered[i:i + _REPAIR_CHUNK]
             histories: dict[UUID, list[RecordedEvent]] = defaultdict(list)
             for event in await read_runs(conn, chunk, position):
-                histories[event.run_id].append(event)
+                # An undecodable event was parked when it came by; its stream skips it.
+                if isinstance(event, RecordedEvent):
+                    histories[event.run_id].append(event)
             repaired += await self._repair_streams(histories)
             jobs += await self._requeue([h[0] for r, h in histories.items() if r in queued])
         await _call(self._redis.set(RELAY_MARKER, position))

@@ -118,6 +118,11 @@ _EVOLVE: dict[str, Callable[[RunRow, dict[str, Any], datetime], None]] = {
 
 def _apply(row: RunRow | None, event: RecordedEvent, owned: bool) -> RunRow:
     """The row after ``event``; ``row`` is changed in place only when ``owned``."""
+    if row is not None and event.version <= row.version:
+        # Only a parked event re-applied by `runledger followers retry` comes late (the log
+        # is otherwise applied in order): the row never moves back to an older state;
+        # `runledger rebuild runs` folds such an event in its place.
+        return row if owned else dataclasses.replace(row)
     at = datetime.fromisoformat(event.timestamp)
     if event.type == "queued":
         data = event.data

@@ -9,7 +9,7 @@ not-yet-projected run with the same function, so every path yields the same row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +17,7 @@ import asyncpg
 
 from ledger.codec import RecordedEvent
 from ledger.sql import load_queries
+from projections import sanitize
 from projections.errors import FollowerError
 from projections.follower import ReadModel
 from projections.run_row import COLUMNS, NoRunRow, RunRow, fold_runs
@@ -43,10 +44,23 @@ def _existing_needed(events: Sequence[RecordedEvent]) -> list[UUID]:
     return [run_id for run_id, needed in seen.items() if needed]
 
 
+#: how each column's values are made acceptable to PostgreSQL (``projections.sanitize``)
+_CLEAN: dict[str, Callable[[list[Any]], list[Any]]] = {
+    "test_id": sanitize.text_column, "test_name": sanitize.text_column,
+    "status": sanitize.text_column, "error": sanitize.text_column,
+    "worker": sanitize.text_column, "duration_ms": sanitize.bigint_column,
+}
+
+
 async def write(conn: asyncpg.Connection, rows: Sequence[RunRow]) -> None:
-    """Upsert ``rows`` into ``runs`` (whatever ``runs`` resolves to on ``conn``)."""
+    """Upsert ``rows`` into ``runs`` (whatever ``runs`` resolves to on ``conn``), their text
+    sanitised and durations clamped on the way (the rows themselves are left alone)."""
     if rows:
-        columns: list[list[Any]] = [[getattr(r, c) for r in rows] for c in COLUMNS]
+        columns: list[list[Any]] = []
+        for c in COLUMNS:
+            values = [getattr(r, c) for r in rows]
+            clean = _CLEAN.get(c)
+            columns.append(values if clean is None else clean(values))
         await conn.execute(Q["upsert_runs"], *columns)
 
 

@@ -12,7 +12,7 @@ INSERT INTO runs (id, test_id, test_name, status, attempt, created_at, started_a
                   worker, last_event_at, version)
 SELECT *
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::integer[],
-            $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::integer[],
+            $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::bigint[],
             $10::integer[], $11::integer[], $12::text[], $13::integer[], $14::text[],
             $15::timestamptz[], $16::integer[])
 ON CONFLICT (id) DO UPDATE SET

@@ -5,9 +5,12 @@
 them — and runs one supervised task per follower. Shutdown protocol, on ``stop``: followers
 finish the batch in hand (each batch is one transaction or one idempotent pipeline, so
 cutting one short would also be safe) → wait up to ``SHUTDOWN_GRACE_SECONDS`` → cancel
-what is left → close listener, Redis and pool. A follower that fails permanently stops the
-others the same way and its error is re-raised: the process exits loudly, and a standby
-process (if any) takes over its locks.
+what is left → close listener, Redis and pool.
+
+Followers are isolated from one another, the relay above all: an event a follower cannot
+apply is parked by its runner (``projections.parking``) and the follower goes on. A runner
+that still dies (its parking, upkeep or activation failing for good) is logged at ERROR and
+restarted alone, with back-off (``FOLLOWER_RESTART``); its siblings never notice.
 """
 
 from __future__ import annotations
@@ -20,17 +23,20 @@ import asyncpg
 import redis.asyncio as aioredis
 from pydantic import Field
 
-from ledger.aio import supervise
+from ledger.aio import Backoff, supervise, wait_any
 from ledger.db import create_pool
 from ledger.settings import DatabaseSettings, RedisSettings, redact
 from ledger.store import LogListener
 from projections import locator_memory, runs, steps
 from projections.follower import Follower, FollowerRunner
 from projections.relay import RedisRelay
+from projections.retry import RetryResult, retry_parked
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: how long a follower that died waits before it is started again (doubling, capped)
+FOLLOWER_RESTART = Backoff(base_seconds=1.0, max_seconds=60.0)
 
 
 class ProjectorSettings(DatabaseSettings, RedisSettings):
@@ -58,6 +64,16 @@ class ProjectorSettings(DatabaseSettings, RedisSettings):
     )
     relay_trim_interval_seconds: float = Field(
         10.0, gt=0, description="Seconds between trims of acknowledged jobs from `runs:queue`."
+    )
+    follower_apply_retries: int = Field(
+        3, ge=0, le=100,
+        description="Times a follower retries an event it cannot apply before it parks it "
+        "(`runledger followers` lists parked events; `followers retry` re-applies them).",
+    )
+    follower_retry_base_seconds: float = Field(
+        0.5, ge=0,
+        description="Seconds before a follower's first retry of an event it cannot apply; "
+        "doubled at each further retry, at most 5 s.",
     )
     relay_checkpoint_interval_seconds: float = Field(
         0.5, ge=0,
@@ -88,8 +104,31 @@ def build_followers(
     # ────────────────────────────────────────────────────────────────────────────────
 
 
+async def keep_running(
+    runner: FollowerRunner, stop: asyncio.Event, restart: Backoff = FOLLOWER_RESTART
+) -> None:
+    """Run ``runner`` until ``stop``, starting it again (after a back-off) whenever it dies:
+    one follower failing must not stop the others."""
+    failures = 0
+    while not stop.is_set():
+        began = asyncio.get_running_loop().time()
+        try:
+            await runner.run()
+            return
+        # Supervision, not business logic: whatever killed the runner is logged in full and
+        # the runner restarted; only cancellation (not an Exception) ends this loop early.
+        except Exception as exc:
+            if asyncio.get_running_loop().time() - began > restart.max_seconds:
+                failures = 0  # it had been running fine: start the back-off over
+            failures += 1
+            delay = restart.delay(failures)
+            log.error("follower %s died (%s); restarting it in %.1fs", runner.name, exc, delay,
+                      exc_info=exc)
+            await wait_any(stop, seconds=delay)
+
+
 async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> None:
-    """Run all followers until ``stop`` is set; raises the error of a follower that failed."""
+    """Run all followers until ``stop`` is set (a follower that dies is restarted alone)."""
     pool: asyncpg.Pool | None = None
     redis: aioredis.Redis | None = None
     listener = LogListener(settings.database_url,
@@ -106,16 +145,18 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
         # The runners watch ``halt``, not ``stop``: a failing sibling can then stop them
         # without touching the caller's event.
         halt = asyncio.Event()
+        retry = Backoff(retries=settings.follower_apply_retries,
+                        base_seconds=settings.follower_retry_base_seconds, max_seconds=5.0)
         runners = [
             FollowerRunner(
                 follower, dsn=settings.database_url, listener=listener,
                 stop=halt, batch_size=settings.projector_batch_size,
-                standby_retry_seconds=settings.follower_standby_retry_seconds,
+                standby_retry_seconds=settings.follower_standby_retry_seconds, retry=retry,
             )
             for follower in followers
         ]
-        await supervise(((f"follower:{r.name}", r.run()) for r in runners), stop=stop,
-                        halt=halt, grace_seconds=SHUTDOWN_GRACE_SECONDS)
+        await supervise(((f"follower:{r.name}", keep_running(r, halt)) for r in runners),
+                        stop=stop, halt=halt, grace_seconds=SHUTDOWN_GRACE_SECONDS)
     finally:
         await listener.close()
         if redis is not None:
@@ -125,3 +166,20 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
             with contextlib.suppress(Exception):
                 await asyncio.shield(pool.close())
         log.info("projector: stopped")
+
+
+async def retry_parked_events(
+    settings: ProjectorSettings, *, follower: str | None = None,
+    ids: list[int] | None = None,
+) -> RetryResult:
+    """``runledger followers retry``: re-apply parked events through this release's
+    followers (``build_followers``), with their own pool and Redis client."""
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        return await retry_parked(pool, build_followers(settings, pool, redis),
+                                  follower=follower, ids=ids)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(redis.aclose())
+        await asyncio.shield(pool.close())

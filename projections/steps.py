@@ -3,7 +3,7 @@ history). Rows are written once with one statement per batch; other events are i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, fields
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,7 @@ import orjson
 from ledger.codec import RecordedEvent
 from ledger.domain import StepResult
 from ledger.sql import load_queries
+from projections import sanitize
 from projections.follower import ReadModel
 
 Q = load_queries("projections", "steps.sql")
@@ -33,21 +34,46 @@ _READ = tuple((f.name, _default(f), f.name in ("artifacts", "details"))
               for f in fields(StepResult))
 
 
-def columns(events: Sequence[RecordedEvent]) -> list[list[Any]]:
-    """The ``insert_steps`` parameter arrays (run_id, the step's fields in ``STEP_FIELDS``
-    order, recorded_at) for the step events among ``events``."""
+#: positions in ``columns``' arrays (after run_id) by kind, for sanitising whole columns
+_TEXT = [i + 1 for i, f in enumerate(fields(StepResult)) if f.type in ("str", "str | None")]
+_JSON = [i + 1 for i, (_, _, is_json) in enumerate(_READ) if is_json]
+_BIGINT = [i + 1 for i, (name, _, _) in enumerate(_READ) if name == "duration_ms"]
+
+
+def _dump(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _columns(events: Sequence[RecordedEvent], dump: Callable[[Any], str]) -> list[list[Any]]:
     cols: list[list[Any]] = [[] for _ in range(len(_READ) + 2)]
-    dumps = orjson.dumps
     parse = datetime.fromisoformat
     for event in events:
         if event.type != "step":
             continue
         d = event.data
-        values = [dumps(d.get(name) or default).decode() if is_json else d.get(name, default)
+        values = [dump(d.get(name) or default) if is_json else d.get(name, default)
                   for name, default, is_json in _READ]
         for col, value in zip(cols, (event.run_id, *values, parse(event.timestamp)),
                               strict=True):
             col.append(value)
+    return cols
+
+
+def columns(events: Sequence[RecordedEvent]) -> list[list[Any]]:
+    """The ``insert_steps`` parameter arrays (run_id, the step's fields in ``STEP_FIELDS``
+    order, recorded_at) for the step events among ``events``, made acceptable to
+    PostgreSQL (``projections.sanitize``) column by column."""
+    try:
+        cols = _columns(events, _dump)
+    except orjson.JSONEncodeError:
+        # A lone surrogate somewhere in artifacts or details: the slow, sanitising dump.
+        cols = _columns(events, sanitize.json_text)
+    for i in _TEXT:
+        cols[i] = sanitize.text_column(cols[i])
+    for i in _JSON:
+        cols[i] = sanitize.json_column(cols[i])
+    for i in _BIGINT:
+        cols[i] = sanitize.bigint_column(cols[i])
     return cols
 
 

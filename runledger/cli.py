@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: figures and ratios.")
 app.add_typer(bench_app, name="bench")
+followers_app = typer.Typer(help="Followers of the log: position, lag and parked events.")
+app.add_typer(followers_app, name="followers")
 log = logging.getLogger("runledger")
 
 
@@ -193,7 +195,80 @@ def rebuild(
             raise fail(str(exc), code=1) from None
     typer.echo(
         f"rebuilt {', '.join(result.models)}: {result.events:,} events up to position "
-        f"{result.position} in {result.seconds:.1f}s ({result.rate:,.0f} events/s)")
+        f"{result.position} in {result.seconds:.1f}s ({result.rate:,.0f} events/s); "
+        f"{result.parked:,} parked event(s)"
+        + (" (see `runledger followers`)" if result.parked else ""))
+
+
+@followers_app.callback(invoke_without_command=True)
+def followers(ctx: typer.Context) -> None:
+    """List every follower with its position, lag and parked events (then each parked
+    event). `runledger followers retry` re-applies parked events."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from ledger.db import create_pool
+    from projections.parking import follower_status, parked_events
+
+    async def read() -> tuple[list[Any], list[dict[str, Any]]]:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+        try:
+            return await follower_status(pool), await parked_events(pool)
+        finally:
+            await pool.close()
+
+    try:
+        settings = load_settings(DatabaseSettings)
+        status, parked = asyncio.run(read())
+    except LedgerError as exc:
+        raise fail(str(exc), code=1) from None
+    console = Console(width=200)
+    table = Table("follower", "position", "lag", "parked", title="followers")
+    for row in status:
+        table.add_row(row.name, str(row.position), str(row.lag), str(row.parked),
+                      style="red" if row.parked else None)
+    console.print(table)
+    if parked:
+        events = Table("follower", "position", "run_id", "type", "attempts", "last failure",
+                       "error", title="parked events")
+        for p in parked:
+            events.add_row(p["follower"], str(p["notification_id"]), str(p["run_id"]),
+                           p["event_type"], str(p["attempts"]),
+                           p["last_failure"].isoformat(timespec="seconds"), p["error"][:120])
+        console.print(events)
+
+
+@followers_app.command("retry")
+def followers_retry(
+    positions: Annotated[list[int] | None, typer.Argument(
+        help="Positions (notification ids) of parked events; default: all.")] = None,
+    follower: Annotated[str | None, typer.Option(
+        "--follower", help="Only this follower's parked events.")] = None,
+) -> None:
+    """Re-apply parked events, in log order, through their follower (after a fix), and
+    unpark those that apply now. Exits 1 when some stay parked (and lists them)."""
+    from projections.errors import ProjectionError
+    from projections.retry import RetryResult
+    from projections.service import ProjectorSettings, retry_parked_events
+
+    try:
+        settings = load_settings(ProjectorSettings)
+    except LedgerError as exc:
+        raise fail(str(exc)) from None
+    try:
+        result: RetryResult = asyncio.run(
+            retry_parked_events(settings, follower=follower, ids=positions or None))
+    except (LedgerError, ProjectionError) as exc:
+        raise fail(str(exc), code=1) from None
+    typer.echo(f"unparked {len(result.cleared)} event(s)"
+               + "".join(f"\n  {name} at position {at}" for name, at in result.cleared))
+    if result.parked:
+        typer.echo(f"still parked: {len(result.parked)} event(s)"
+                   + "".join(f"\n  {name} at position {at}: {error}"
+                             for name, at, error in result.parked))
+        raise typer.Exit(1)
 
 
 @bench_app.command("rebuild")

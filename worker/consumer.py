@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from ledger.aio import Backoff
 from ledger.db import translated
 from ledger.definition import parse_steps
-from ledger.domain import QUEUED, Run
+from ledger.domain import QUEUED, STEP_BUDGETS, Run
 from ledger.errors import (
     ConcurrencyConflict,
     InvalidDefinition,
@@ -45,6 +45,7 @@ from ledger.errors import (
     RunNotFound,
 )
 from ledger.store import PgEventStore
+from worker import bounds
 from worker.errors import (
     TRANSIENT,
     ExecutorError,
@@ -390,7 +391,9 @@ def _completed(outcome: Outcome) -> Decision:
 
 
 def _errored(message: str, kind: str, step: int | None = None) -> Decision:
-    return lambda run: run.fail(message=message[:2000], kind=kind, step=step)
+    # The message can quote the page (a URL, a browser error): cleaned and bounded too.
+    text = bounds.clip(message, STEP_BUDGETS["error"])
+    return lambda run: run.fail(message=text, kind=kind, step=step)
 
 
 def _crashed(exc: BaseException) -> Decision:

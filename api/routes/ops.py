@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from redis.exceptions import RedisError
 
 from api.auth import authenticate
@@ -19,6 +20,7 @@ from api.services import Services
 from ledger.db import translated
 from ledger.errors import StoreError
 from ledger.sql import load_queries
+from projections.parking import parked_counts
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,24 @@ async def _database_ok(services: Services) -> bool:
     return True
 
 
+class HealthWithParked(Health):
+    parked_events: dict[str, int] = Field(
+        default_factory=dict,
+        description="Events each follower could not apply and parked (see `runledger "
+        "followers`); empty when the database is unavailable. Parked events are not an "
+        "outage: they leave the status alone.",
+    )
+
+
+async def _parked(services: Services) -> dict[str, int]:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            return await parked_counts(services.pool)
+    except (StoreError, TimeoutError) as exc:
+        log.warning("health: parked events unavailable: %s", exc)
+        return {}
+
+
 async def _redis_ok(services: Services) -> bool:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
@@ -50,16 +70,18 @@ async def _redis_ok(services: Services) -> bool:
     return True
 
 
-@health_router.get("/health", response_model=Health,
-                   responses={503: {"model": Health, "description": "Degraded"}})
+@health_router.get("/health", response_model=HealthWithParked,
+                   responses={503: {"model": HealthWithParked, "description": "Degraded"}})
 async def health(services: ServicesDep) -> Any:
-    """`healthy` when PostgreSQL and Redis answer; otherwise `degraded` with 503."""
+    """`healthy` when PostgreSQL and Redis answer; otherwise `degraded` with 503. The body
+    also counts each follower's parked events."""
     database, redis = await asyncio.gather(_database_ok(services), _redis_ok(services))
     healthy = database and redis and services.failure is None
-    body = Health(
+    body = HealthWithParked(
         status="healthy" if healthy else "degraded",
         database="ok" if database else "unavailable",
         redis="ok" if redis else "unavailable",
+        parked_events=await _parked(services) if database else {},
     )
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
 
@@ -70,7 +92,8 @@ async def health(services: ServicesDep) -> Any:
                      "description": "Prometheus text exposition"}, **responses(401)},
 )
 async def metrics(services: ServicesDep) -> Response:
-    """Requests, runs by status, queue length and pending jobs, follower lag, open streams."""
+    """Requests, runs by status, queue length and pending jobs, follower lag and parked
+    events, open streams."""
     await services.metrics.refresh(queries=services.queries, pool=services.pool,
                                    redis=services.redis)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)

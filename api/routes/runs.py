@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
+from fastapi.responses import FileResponse
 
 from api.commands import IdempotencyKey
 from api.deps import Principal, ServicesDep
@@ -114,14 +115,19 @@ async def cancel_run(run_id: UUID, services: ServicesDep,
         200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
               "description": "The artifact's bytes, with the content type it was stored "
                              "with (image/png for screenshots, application/zip for traces)"},
+        206: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "The byte range a `Range` header asked for (`Content-Range`)"},
+        416: {"description": "The `Range` lies beyond the end (`Content-Range: bytes */size`)"},
         **responses(401, 404, 422),
     },
 )
 async def get_artifact(run_id: UUID, artifact_id: ArtifactId, services: ServicesDep) -> Response:
-    """A screenshot or trace of the run. Artifacts are content-addressed: immutable."""
-    ref, data = await services.reads.artifact(run_id, artifact_id)
-    return Response(
-        data, media_type=ref.get("content_type") or "application/octet-stream",
+    """A screenshot or trace of the run, streamed from disk; `Range` requests get 206 (416
+    beyond the end). Artifacts are content-addressed: immutable."""
+    ref, stored = await services.reads.artifact(run_id, artifact_id)
+    return FileResponse(
+        stored.path, stat_result=stored.stat,
+        media_type=ref.get("content_type") or "application/octet-stream",
         headers={
             "ETag": f'"{artifact_id}"',
             "Cache-Control": "private, max-age=31536000, immutable",

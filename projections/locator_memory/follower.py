@@ -8,15 +8,16 @@ The batch's entries are read ``FOR UPDATE``, folded in commit order in memory
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from ledger.codec import RecordedEvent
 from ledger.sql import load_queries
+from projections import sanitize
 from projections.follower import ReadModel
 from projections.locator_memory.memory import MemoryEntry, Observation, fold, observe
 
@@ -40,7 +41,7 @@ def entry_from_row(row: asyncpg.Record) -> MemoryEntry:
 async def apply(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
     """Apply one batch (commit order) on ``conn``, inside the caller's transaction, to
     ``locator_memory`` as ``conn``'s search path resolves it (a rebuild's fresh copy too)."""
-    seen: list[Observation] = [o for o in map(observe, events) if o is not None]
+    seen: list[Observation] = [_clean_key(o) for o in map(observe, events) if o is not None]
     if not seen:
         return
     keys = sorted({o.key for o in seen})
@@ -57,14 +58,22 @@ async def apply(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> No
         await conn.execute(Q["delete_entries"], dropped)
 
 
+def _clean_key(seen: Observation) -> Observation:
+    # The key is also a query parameter (``lock_entries``): PostgreSQL must accept it too.
+    key = sanitize.text(seen.key)
+    return seen if key == seen.key else dataclasses.replace(seen, key=key)
+
+
 def _columns(entries: list[MemoryEntry]) -> list[list[Any]]:
+    """The ``upsert_entries`` arrays, made acceptable to PostgreSQL (``projections.sanitize``)."""
+    text = sanitize.text_column
     return [
-        [e.key for e in entries],
-        [e.url for e in entries],
-        [e.action for e in entries],
-        [e.instruction for e in entries],
-        [e.locator for e in entries],
-        [orjson.dumps(e.fingerprint).decode() for e in entries],
+        text([e.key for e in entries]),
+        text([e.url for e in entries]),
+        text([e.action for e in entries]),
+        text([e.instruction for e in entries]),
+        text([e.locator for e in entries]),
+        [sanitize.json_text(e.fingerprint) for e in entries],
         [e.successes for e in entries],
         [e.failures for e in entries],
         [e.consecutive_failures for e in entries],

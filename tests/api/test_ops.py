@@ -35,7 +35,9 @@ def sample(metrics: str, name: str, **labels: str) -> float | None:
 async def test_health(client: httpx.AsyncClient, anonymous: httpx.AsyncClient) -> None:
     response = await anonymous.get("/health")  # open: load balancers carry no key
     assert response.status_code == 200
-    assert response.json() == {"status": "healthy", "database": "ok", "redis": "ok"}
+    body = response.json()
+    assert not any(body.pop("parked_events").values())  # counts per follower: none parked
+    assert body == {"status": "healthy", "database": "ok", "redis": "ok"}
 
 
 async def test_health_and_metrics_when_redis_is_unreachable(make_settings: Any) -> None:
@@ -44,7 +46,7 @@ async def test_health_and_metrics_when_redis_is_unreachable(make_settings: Any) 
         response = await client.get("/health")
         assert response.status_code == 503
         assert response.json() == {"status": "degraded", "database": "ok",
-                                    "redis": "unavailable"}
+                                    "redis": "unavailable", "parked_events": {}}
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
         assert sample(metrics.text, "runledger_redis_up") == 0.0

@@ -153,11 +153,12 @@ def test_explain_keeps_the_reason_from_the_call_log() -> None:
 
 
 def test_step_details_are_trimmed_to_fit_the_event_limit() -> None:
-    from worker.agent.session import MAX_DETAILS_BYTES, _fit
+    from ledger.domain import STEP_BUDGETS
+    from worker import bounds
 
     details = {"locator": "x", "heal": {"old": "a", "new": "b"},
                "candidates": [["get_by_text(" + "y" * 190 + ")", 180, 1]] * 80,
                "fingerprint": {"name": "z" * 80}}
-    fitted = _fit(details)
-    assert len(orjson.dumps(fitted)) <= MAX_DETAILS_BYTES
+    fitted = bounds.details(details)
+    assert len(orjson.dumps(fitted)) <= STEP_BUDGETS["details"]
     assert fitted["trimmed"] == ["candidates"] and fitted["heal"] and "fingerprint" in fitted

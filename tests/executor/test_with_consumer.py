@@ -17,8 +17,9 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from ledger.aio import Backoff
-from ledger.codec import RecordedEvent
-from ledger.domain import Run
+from ledger.codec import MAX_EVENT_BYTES, RecordedEvent
+from ledger.definition import parse_test
+from ledger.domain import STEP_BUDGETS, Run
 from ledger.store import PgEventStore
 from ledger.streams import QUEUE
 from runledger.testing import wait_until
@@ -112,3 +113,68 @@ async def test_a_browser_crash_becomes_errored_keeping_earlier_steps(
     assert outcome == "errored"
     assert [e.type for e in events] == ["queued", "started", "step", "errored"]
     assert events[-1].data["kind"] == "browser-crash" and events[-1].data["step"] == 1
+
+
+async def test_a_poisoned_page_is_recorded_clean_and_the_run_ends_as_the_page_dictates(
+    site: str, make_executor: MakeExecutor, pool: asyncpg.Pool, queue: RedisRunQueue
+) -> None:
+    # NUL, C0 controls and lone surrogates in ids, attributes, the title, dialogs, text and
+    # the URL: every step is recorded (none refused by the store), nothing poisonous is.
+    store = PgEventStore(pool)
+    executor = make_executor(screenshots="off", traces="off", verify_timeout_seconds=2.0)
+    url = f"{site}/poison.html"
+    passing = [
+        {"action": "navigate", "instruction": "Open the poisoned page"},
+        {"action": "click", "instruction": "Click the 'Save' button"},
+        {"action": "verify", "instruction": "The page says it saved", "expected": "Saved"},
+    ]
+    outcome, events = await consume(store, pool, queue, executor, url, passing)
+    assert outcome == "passed", events[-1].data
+    assert [e.type for e in events] == ["queued", "started", "step", "step", "step",
+                                        "completed"]
+    opened, click = events[2].data, events[3].data
+    [alert] = opened["details"]["popups"]
+    assert alert["type"] == "alert" and alert["message"].startswith("Welcome\ufffd")
+    [confirm] = click["details"]["popups"]
+    assert confirm["type"] == "confirm" and "\ufffd" in confirm["message"]
+    assert "\ufffd" in str(click["details"]["fingerprint"])
+    assert "%00" in click["url"]
+
+    failing = [{"action": "click", "instruction": "Click 'Remove'"}]
+    outcome, events = await consume(store, pool, queue, executor, url, failing)
+    assert outcome == "failed"
+    assert [e.type for e in events] == ["queued", "started", "step", "completed"]
+    step = events[2].data
+    assert step["status"] == "failed" and "ambiguous" in (step["error"] or "")
+
+    states = await pool.fetch(
+        "SELECT state FROM stored_events WHERE topic = 'runledger:Run.StepRecorded'")
+    assert len(states) == 4
+    for row in states:
+        state = bytes(row["state"])
+        assert b"\\u0000" not in state and b"\\ud8" not in state and b"\\udf" not in state
+        assert not any(f"\\u{c:04x}".encode() in state for c in range(0x20) if c not in (9, 10))
+
+
+async def test_the_largest_valid_instruction_on_a_poisoned_page_is_recorded(
+    site: str, make_executor: MakeExecutor, pool: asyncpg.Pool, queue: RedisRunQueue
+) -> None:
+    # The longest instruction in 4-byte characters the definition accepts, copied into the
+    # step event twice, next to a long URL, a huge dialog and a poisoned fingerprint.
+    longest = (STEP_BUDGETS["instruction"] - 4) // 8
+    steps = [{"action": "navigate", "instruction": "Open the poisoned page"},
+             {"action": "click", "instruction": "😀" * longest, "target": "Save"}]
+    spec = parse_test({"name": "n", "url": f"{site}/poison.html",
+                       "definition": {"steps": steps}})
+    executor = make_executor(screenshots="all", traces="all")
+    outcome, events = await consume(PgEventStore(pool), pool, queue, executor, spec.url,
+                                    spec.steps_snapshot())
+    assert outcome == "passed", events[-1].data
+    click = events[3].data
+    assert click["instruction"] == "😀" * longest
+    assert click["details"]["memory"]["instruction"] == "😀" * longest
+    assert len(click["url"]) > 1800 and len(click["artifacts"]) == 2
+    [row] = await pool.fetch("SELECT length(state) AS size FROM stored_events "
+                             "WHERE originator_id = $1 AND originator_version = 4",
+                             events[0].run_id)
+    assert row["size"] <= MAX_EVENT_BYTES

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
-from ledger.definition import MAX_STEPS, Action, parse_steps, parse_test
+from ledger.codec import MAX_EVENT_BYTES
+from ledger.definition import (
+    MAX_STEPS,
+    Action,
+    instruction_bytes,
+    json_bytes,
+    parse_steps,
+    parse_test,
+)
+from ledger.domain import STEP_BUDGETS, STEP_LOCATOR_BYTES, STEP_MARGIN_BYTES
 from ledger.errors import InvalidDefinition
 
 pytestmark = pytest.mark.unit
@@ -75,3 +85,57 @@ def test_test_level_fields() -> None:
     problems = errors_of({"name": "", "url": "javascript:alert(1)", "definition": {"steps": []},
                           "auto_handle_popups": "maybe"})
     assert {"name", "url", "definition.steps", "auto_handle_popups"} <= set(problems)
+
+
+# -- the size of what a run will record, in bytes ---------------------------------------------
+
+
+def test_the_size_rule_counts_bytes_and_names_step_and_field() -> None:
+    # 2000 characters: within the length limit, but 8000 bytes, copied twice into the event.
+    problems = errors_of(spec({"action": "navigate", "instruction": "open"},
+                              {"action": "click", "instruction": "😀" * 2000}))
+    message = problems["definition.steps[1].instruction"]
+    assert "16004 bytes (UTF-8)" in message and "16384-byte limit" in message
+
+
+def test_ordinary_and_long_ascii_instructions_are_accepted() -> None:
+    test = parse_test(spec({"action": "click", "instruction": "x" * 2000},
+                           {"action": "fill", "instruction": "Fill 'Name' with 'Zoë 李'",
+                            "value": "Zoë 李", "advanced_selector": "#name" + "x" * 990},
+                           {"action": "verify", "instruction": "李" * 800, "expected": "李"}))
+    assert len(test.definition.steps) == 3
+
+
+def test_a_value_whose_placeholders_overflow_is_named() -> None:
+    # Locator memory writes each occurrence of the value as '{value}': 1 byte becomes 7.
+    problems = errors_of(spec({"action": "fill", "instruction": ", " * 900 + ",", "value": ","}))
+    assert "'{value}'" in problems["definition.steps[0].value"]
+
+
+def test_an_advanced_selector_must_fit_whole_as_the_recorded_locator() -> None:
+    problems = errors_of(spec({"action": "click", "instruction": "c",
+                               "advanced_selector": "#" + "é" * 999}))
+    assert "at most 1024" in problems["definition.steps[0].advanced_selector"]
+
+
+def test_snapshots_of_queued_runs_are_not_re_judged_on_size() -> None:
+    # History is a fact: a run queued before the byte rule still runs (the executor bounds it).
+    steps = parse_steps([{"action": "click", "instruction": "😀" * 2000,
+                          "advanced_selector": "#" + "é" * 999}])
+    assert len(steps[0].instruction) == 2000
+
+
+def test_the_step_budgets_fit_the_event_limit() -> None:
+    assert sum(STEP_BUDGETS.values()) + STEP_MARGIN_BYTES <= MAX_EVENT_BYTES
+    assert STEP_LOCATOR_BYTES < STEP_BUDGETS["details"]
+
+
+def test_json_bytes_counts_what_the_event_stores() -> None:
+    for text in ("abc", "😀é", 'q"\\', "\n\t"):
+        assert json_bytes(text) == len(orjson.dumps(text))
+    # What the executor records instead: U+FFFD.
+    for text in ("\ud800", "\x00", "\r", "\x08"):
+        assert json_bytes(text) == 2 + len("\ufffd".encode())
+    assert instruction_bytes("Ab", None) == 8
+    assert instruction_bytes("a,a", "a") == 5 + 5 + 2 * 6
+    assert instruction_bytes("a  ,  a", "a ,") == 9 + 9 + 1 * 4

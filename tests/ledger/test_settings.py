@@ -55,3 +55,13 @@ def test_environment_wins_over_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_redact_hides_passwords() -> None:
     assert redact("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
     assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_redact_hides_password_query_parameters() -> None:
+    # libpq also takes the password from the query of a connection URI
+    url = "postgresql://app@db/x?sslmode=require&password=s3cret&SSLPassword=k3y&host=/tmp"
+    assert redact(url) == "postgresql://app@db/x?sslmode=require&password=***&SSLPassword=***" \
+        "&host=/tmp"
+    assert redact("redis://:s3cret@cache:6379/0?password=again") == \
+        "redis://:***@cache:6379/0?password=***"
+    assert redact("postgresql://db/x?passwordless=1") == "postgresql://db/x?passwordless=1"

@@ -13,12 +13,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from ledger.domain import Run, StepResult
+from ledger.aio import Backoff
+from ledger.domain import EVENT_CLASSES, Run, StepResult
 from ledger.store import LogListener, PgEventStore
 from projections.follower import Follower, FollowerRunner
 from runledger.testing import follower_position, log_head
 
 BROWSER = {"name": "chromium", "version": "test"}
+#: retries of an event that fails before it is parked, fast enough for tests
+FAST_RETRY = Backoff(retries=2, base_seconds=0.01, max_seconds=0.02)
 OUTCOMES = ("passed", "failed", "errored", "timed-out", "cancelled", "running", "queued")
 
 
@@ -118,7 +121,7 @@ async def caught_up(pool: asyncpg.Pool, name: str) -> bool:
 @contextlib.asynccontextmanager
 async def running(
     follower: Follower, pool: asyncpg.Pool, database_url: str, *, batch_size: int = 100,
-    listener: LogListener | None = None,
+    listener: LogListener | None = None, retry: Backoff | None = None,
 ) -> AsyncIterator[FollowerRunner]:
     """Run ``follower`` in a task for the block; stop it (and check it did not fail) after."""
     own_listener = listener is None
@@ -127,7 +130,8 @@ async def running(
         await listener.start()
     stop = asyncio.Event()
     runner = FollowerRunner(follower, dsn=database_url, listener=listener,
-                            stop=stop, batch_size=batch_size, standby_retry_seconds=0.1)
+                            stop=stop, batch_size=batch_size, standby_retry_seconds=0.1,
+                            retry=retry or FAST_RETRY)
     task = asyncio.create_task(runner.run(), name=f"test-follower:{follower.name}")
     try:
         yield runner
@@ -143,3 +147,20 @@ async def running(
 async def table_rows(pool: asyncpg.Pool, table: str) -> list[dict[str, Any]]:
     order = {"runs": "id", "run_steps": "run_id, index"}[table]
     return [dict(r) for r in await pool.fetch(f"SELECT * FROM {table} ORDER BY {order}")]
+
+
+async def append_raw(
+    pool: asyncpg.Pool, run_id: Any, version: int, event_type: str, state: bytes
+) -> int:
+    """Append one event with exactly these stored bytes, through the log's own append
+    function (lock, NOTIFY): poison as an older release or a bug could have left it."""
+    topic = EVENT_CLASSES[event_type].TOPIC
+    position = await pool.fetchval(
+        "SELECT runledger_append($1::uuid[], $2::bigint[], $3::text[], $4::bytea[], $5::text)",
+        [run_id], [version], [topic], [state], "5s")
+    return int(position)
+
+
+def encoded(store: PgEventStore, event: Any) -> bytes:
+    """``event``'s stored bytes as the store would write them."""
+    return store.encode([event])[3][0]

@@ -19,6 +19,7 @@ from projections.rebuild import rebuild
 from runledger.testing import wait_for_position, wait_until
 
 from .conftest import (
+    FAST_RETRY,
     append_all,
     checkpoint,
     plan_runs,
@@ -229,10 +230,13 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_a_permanent_failure_ends_the_runner_with_follower_error(
+async def test_a_failure_it_cannot_park_ends_the_runner_with_follower_error(
     pool: asyncpg.Pool, database_url: str, store: PgEventStore
 ) -> None:
+    # An event that fails is parked (test_parking.py); when even parking fails, the runner
+    # stops loudly, naming follower and position, and the checkpoint stays.
     await write_runs(store, 2, seed=1)
+    await pool.execute("DROP TABLE parked_events")
 
     async def broken(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         await conn.execute("INSERT INTO runs (id) VALUES (NULL)")
@@ -240,7 +244,7 @@ async def test_a_permanent_failure_ends_the_runner_with_follower_error(
     listener = LogListener(database_url, poll_interval=0.2)
     await listener.start()
     runner = FollowerRunner(Follower("runs", broken), dsn=database_url,
-                            listener=listener, stop=asyncio.Event())
+                            listener=listener, stop=asyncio.Event(), retry=FAST_RETRY)
     try:
         with pytest.raises(FollowerError, match="follower 'runs' at position 0"):
             await asyncio.wait_for(runner.run(), 10)

@@ -9,13 +9,14 @@ import os
 import re
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from ledger.aio import supervise
+from ledger.aio import Backoff, supervise
 from ledger.codec import RecordedEvent
 from ledger.settings import load_settings
 from ledger.store import LogListener, PgEventStore
@@ -23,10 +24,10 @@ from ledger.streams import stream_key
 from projections import runs
 from projections.errors import FollowerError
 from projections.follower import Follower, FollowerRunner
-from projections.service import ProjectorSettings, run_projector
+from projections.service import ProjectorSettings, keep_running, run_projector
 from runledger.testing import wait_for_position, wait_until
 
-from .conftest import caught_up, running, write_runs
+from .conftest import append_raw, caught_up, running, write_runs
 
 pytestmark = pytest.mark.integration
 
@@ -59,26 +60,42 @@ async def test_run_projector_runs_every_follower_and_stops_on_request(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == 0
 
 
-async def test_a_failing_follower_stops_the_others_and_its_error_surfaces(
+async def test_a_follower_that_dies_is_restarted_alone_and_the_others_carry_on(
     pool: asyncpg.Pool, database_url: str, store: PgEventStore
 ) -> None:
     await write_runs(store, 3, seed=1)
+    deaths = 0
 
-    async def broken(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        raise FollowerError("broken", 0, "cannot apply")
+    async def apply(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        pass
+
+    async def maintain() -> None:
+        # Not an event's fault, so nothing to park: the runner itself dies, twice.
+        nonlocal deaths
+        if deaths < 2:
+            deaths += 1
+            raise FollowerError("broken", -1, "upkeep failed")
 
     listener = LogListener(database_url, poll_interval=0.2)
     await listener.start()
     halt = asyncio.Event()
+    stop = asyncio.Event()
     runners = [
         FollowerRunner(f, dsn=database_url, listener=listener, stop=halt)
-        for f in (runs.MODEL.follower(), Follower("broken", broken))
+        for f in (runs.MODEL.follower(), Follower("broken", apply, maintain=maintain))
     ]
+    restart = Backoff(base_seconds=0.01, max_seconds=0.05)
+    supervisor = asyncio.create_task(supervise(
+        ((r.name, keep_running(r, halt, restart)) for r in runners), stop=stop, halt=halt))
     try:
-        with pytest.raises(FollowerError, match="cannot apply"):
-            await asyncio.wait_for(supervise(
-                ((r.name, r.run()) for r in runners), stop=asyncio.Event(), halt=halt), 15)
+        await wait_for_position(pool, "runs")
+        await wait_for_position(pool, "broken")
+        await write_runs(store, 2, seed=2)
+        await wait_for_position(pool, "runs")
+        assert deaths == 2 and not supervisor.done()
     finally:
+        stop.set()
+        await asyncio.wait_for(supervisor, 15)
         await listener.close()
     assert halt.is_set() and not any(r.active for r in runners)
 
@@ -180,6 +197,23 @@ async def takeover(first: Projector, second: Projector, pool: asyncpg.Pool,
     await wait_until(lambda: all_caught_up(pool), what="second projects")
     assert await pool.fetchval("SELECT count(*) FROM runs") == 6
     assert await second.stop(signal.SIGINT) == 0
+
+
+async def test_the_projector_process_parks_poison_and_keeps_going(
+    pool: asyncpg.Pool, database_url: str, redis_url: str, redis: aioredis.Redis,
+    store: PgEventStore, tmp_path: object,
+) -> None:
+    async with projector(database_url, redis_url, tmp_path) as child:
+        bad = await append_raw(pool, uuid.uuid4(), 1, "queued", b"\xff not json")
+        written = await write_runs(store, 3, seed=7)
+        await wait_until(lambda: all_caught_up(pool), what="all followers past the poison")
+        await child.wait_for_lines(
+            rf"ERROR .*follower runs: parked the queued event at position {bad} of run_id")
+        assert child.process.returncode is None
+        for run in written:
+            assert await redis.xlen(stream_key(run.id)) == run.version
+        assert await pool.fetchval("SELECT count(*) FROM runs") == 3
+        assert await child.stop() == 0
 
 
 async def test_cli_refuses_bad_configuration_naming_the_variable(tmp_path: object) -> None:

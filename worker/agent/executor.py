@@ -20,7 +20,7 @@ from ledger.errors import StoreError
 from projections.locator_memory import MemoryEntry
 from worker.agent.browser import ChromiumHost
 from worker.agent.llm import LocatorAdvisor
-from worker.agent.session import NO_TARGET, RunSession
+from worker.agent.session import NO_TARGET, RunSession, recall_texts
 from worker.agent.settings import ExecutorConfig
 from worker.ports import Outcome, RunJob, StepSink
 
@@ -102,7 +102,7 @@ class AgentExecutor:
         if self._memory is None:
             return {}
         wanted = [
-            (s.action.value, s.instruction, s.value) for s in job.steps
+            (s.action.value, *recall_texts(s)) for s in job.steps
             if s.action.value not in NO_TARGET
         ]
         try:

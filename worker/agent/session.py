@@ -24,17 +24,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from ledger.artifacts import ArtifactOwner, ArtifactStore
 from ledger.definition import Step
 from projections.locator_memory import MemoryEntry, memory_key, normalise_instruction
+from worker import bounds
 from worker.agent.actions import StepContext, browser_gone, explain, goto, perform
 from worker.agent.browser import Lease
 from worker.agent.errors import ActionFailed, StepFailed, StepTimedOut
-from worker.agent.instruction import Intent, parse
+from worker.agent.instruction import parse
 from worker.agent.llm import LocatorAdvisor
 from worker.agent.popups import PopupGuard
 from worker.agent.probe import INSTALL_JS
@@ -50,8 +50,6 @@ SCREENSHOT_TIMEOUT_MS = 5000
 # The consumer enforces RUN_TIMEOUT_SECONDS too (appending ``timed-out``); the executor
 # stops a little earlier so that the run fails with the step and limit named instead.
 MAX_POPUPS = 20
-# Step events must stay under the ledger's 16 KiB; the error and other fields need room too.
-MAX_DETAILS_BYTES = 10 * 1024
 RUN_SAFETY_FRACTION = 0.05
 RUN_SAFETY_MAX_SECONDS = 5.0
 
@@ -151,11 +149,11 @@ class RunSession:
         artifacts = await self._screenshots(ctx, failed=bool(error))
         ctx.timing["total_ms"] = _ms_since_float(began)
         details = self._details(ctx, popups, error)
-        return StepResult(
-            index=index, action=step.action.value, instruction=step.instruction, status=status,
-            duration_ms=_ms_since(began), strategy=details.pop("strategy", None),
-            healed=bool(ctx.details.get("heal")), url=ctx.resolved_url or page.url,
-            error=str(error)[:2000] if error else None, artifacts=artifacts, details=details,
+        return step_result(
+            index, step, status=status, duration_ms=_ms_since(began),
+            strategy=details.pop("strategy", None), healed=bool(ctx.details.get("heal")),
+            url=ctx.resolved_url or page.url, error=str(error) if error else None,
+            artifacts=artifacts, details=details,
         )
 
     async def _attempt(self, index: int, ctx: StepContext, budget: float, run_deadline: float
@@ -190,7 +188,7 @@ class RunSession:
             # A test starts on its URL even when its first step does something else.
             await goto(ctx, self._job.url)
         if action not in NO_TARGET:
-            ctx.memory_info = self._memory_info(ctx.step, ctx.intent, ctx.page.url)
+            ctx.memory_info = memory_info(ctx.step, ctx.intent.action, ctx.page.url)
             ctx.memory = self._memory.get(ctx.memory_info["key"])
         await perform(ctx)
 
@@ -232,11 +230,6 @@ class RunSession:
         return (f"the run exceeded RUN_TIMEOUT_SECONDS={self._config.run_timeout_seconds:g} "
                 f"during step {index} ({step.action.value})")
 
-    def _memory_info(self, step: Step, intent: Intent, url: str) -> dict[str, Any]:
-        key = memory_key(url, intent.action, step.instruction, step.value)
-        return {"key": key, "instruction": normalise_instruction(step.instruction, step.value),
-                "result": "none"}
-
     # -- evidence -----------------------------------------------------------------------------
 
     def _details(self, ctx: StepContext, popups: PopupGuard, error: StepFailed | None
@@ -263,7 +256,7 @@ class RunSession:
                 details.setdefault(key, value)
         if ctx.timing:
             details["timing"] = ctx.timing
-        return _fit(details)
+        return details
 
     async def _screenshots(self, ctx: StepContext, *, failed: bool) -> list[dict[str, Any]]:
         refs: list[dict[str, Any]] = []
@@ -317,15 +310,32 @@ class RunSession:
         return replace(result, artifacts=[*result.artifacts, ref])
 
 
-def _fit(details: dict[str, Any]) -> dict[str, Any]:
-    """Keep the step event under the ledger's size limit: the candidate table and the
-    fingerprint go first (the locator, heal and error stay)."""
-    for key in ("candidates", "fingerprint", "ambiguous", "popups"):
-        if len(orjson.dumps(details)) <= MAX_DETAILS_BYTES:
-            break
-        details.pop(key, None)
-        details["trimmed"] = [*details.get("trimmed", []), key]
-    return details
+def step_result(
+    index: int, step: Step, *, status: str, duration_ms: int, strategy: str | None,
+    healed: bool, url: str | None, error: str | None, artifacts: list[dict[str, Any]],
+    details: dict[str, Any],
+) -> StepResult:
+    """The step's result as it is recorded: the one place where what the executor took from
+    the page (url, error, details) is cleaned and bounded (``worker.bounds``)."""
+    return bounds.bound_step(StepResult(
+        index=index, action=step.action.value, instruction=step.instruction, status=status,
+        duration_ms=duration_ms, strategy=strategy, healed=healed, url=url, error=error,
+        artifacts=artifacts, details=details,
+    ))
+
+
+def memory_info(step: Step, action: str, url: str) -> dict[str, Any]:
+    """What ``details.memory`` starts as: the key the step is remembered under, and its
+    instruction as memory stores it (the reader looks entries up by it, ``recall_texts``)."""
+    instruction, value = recall_texts(step)
+    return {"key": memory_key(bounds.clean(url), action, instruction, value),
+            "instruction": normalise_instruction(instruction, value), "result": "none"}
+
+
+def recall_texts(step: Step) -> tuple[str, str | None]:
+    """The step's instruction and value as locator memory sees them: cleaned, so that a
+    control character or lone surrogate can neither break the key nor reach PostgreSQL."""
+    return bounds.clean(step.instruction), bounds.clean(step.value) if step.value else step.value
 
 
 def _ms_since(began: float) -> int:
