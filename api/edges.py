@@ -21,6 +21,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
+from ledger.text import escape
+
 #: members whose values are prose written by people, where line breaks and tabs belong
 FREE_TEXT = frozenset({"instruction", "description", "reason", "value", "expected"})
 _WHITESPACE = "\t\n\r"
@@ -28,25 +30,9 @@ _WHITESPACE = "\t\n\r"
 # unpaired: JSON's escaped pairs decode to one character); free text keeps tab, LF and CR.
 _REFUSED = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _REFUSED_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-# Escaped in logs and messages: the same, and C1 controls (terminals act on them too).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 SHOWN_CHARS = 60
 
 Loc = tuple[str | int, ...]
-
-
-def escape(text: str, limit: int | None = None) -> str:
-    """``text`` safe for one log line or an error message: controls, DEL, C1 and lone
-    surrogates as ``\\xNN`` / ``\\uNNNN`` (so a ``%0A`` in a path cannot forge a log line),
-    cut to ``limit`` characters of input with ``…`` marking the cut."""
-    cut = text if limit is None or len(text) <= limit else text[:limit]
-    shown = _UNSAFE.sub(_escaped, cut)
-    return shown + "…" if cut is not text else shown
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match[0])
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def refused_character(value: str, *, free_text: bool) -> str | None:

@@ -35,9 +35,9 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from api.edges import escape
 from ledger.aio import Backoff, wait_any
 from ledger.streams import MalformedEntry, entry_version
+from ledger.text import escape
 
 log = logging.getLogger(__name__)
 

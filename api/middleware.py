@@ -11,11 +11,11 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.edges import escape
 from api.errors import PayloadTooLarge
 from api.metrics import Metrics
 from api.problems import problem_response
 from ledger.settings import SECRET_QUERY_PARAMS, redact_query
+from ledger.text import escape
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("api.access")

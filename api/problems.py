@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from api.edges import SHOWN_CHARS, escape
+from api.edges import SHOWN_CHARS
 from api.errors import (
     InvalidInput,
     NotFound,
@@ -39,6 +39,7 @@ from ledger.errors import (
     RunNotFound,
     TransientStoreError,
 )
+from ledger.text import escape
 from projections.errors import InvalidCursor
 
 log = logging.getLogger(__name__)

@@ -23,12 +23,12 @@ from uuid import UUID
 
 from redis.exceptions import RedisError
 
-from api.edges import escape
 from api.hub import StreamHub, Subscription
 from ledger.domain import TERMINAL_TYPES
 from ledger.errors import RunNotFound, TransientStoreError
 from ledger.store import LogListener, PgEventStore
 from ledger.streams import MalformedEntry, decode_event, entry_version, stream_key
+from ledger.text import escape
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 
+from ledger.text import EscapedLogRecords
+
 
 def configure(level: str = "INFO") -> None:
     """Rich output on a terminal; one plain line per record elsewhere (files, collectors)."""
@@ -20,4 +22,5 @@ def configure(level: str = "INFO") -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.addFilter(EscapedLogRecords())
     logging.basicConfig(level=level.upper(), format=fmt, handlers=[handler], force=True)

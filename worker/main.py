@@ -22,6 +22,7 @@ import asyncpg
 from ledger.aio import Signals
 from ledger.errors import ConfigurationError
 from ledger.settings import load_settings
+from ledger.text import EscapedLogRecords
 from worker.errors import StartupError
 from worker.ports import Executor
 from worker.service import ExecutorFactory, run_worker
@@ -72,8 +73,10 @@ def run(build_executor: ExecutorFactory = playwright_executor) -> int:
 
 def main() -> None:
     """``python -m worker``: plain log lines on stderr, level from ``LOG_LEVEL``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(EscapedLogRecords())
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     sys.exit(run())

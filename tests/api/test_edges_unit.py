@@ -9,7 +9,7 @@ import orjson
 import pytest
 from starlette.requests import Request
 
-from api.edges import errors_in, escape, refused_character
+from api.edges import errors_in, refused_character
 from api.middleware import loggable_target, method_label
 from api.problems import handle_mapped
 from ledger.errors import TransientStoreError
@@ -49,12 +49,6 @@ def test_errors_name_each_member_by_its_location() -> None:
     locs = [error["loc"] for error in errors_in("body", body)]
     assert locs == [("body", "name"), ("body", "definition", "steps", 0, "target"),
                     ("body", "k\x00ey")]
-
-
-def test_escape() -> None:
-    assert escape("a\nb\x00c\x85\ud800") == "a\\x0ab\\x00c\\x85\\ud800"
-    assert escape("abcdef", 3) == "abc…"
-    assert escape("ünïcödé 😀") == "ünïcödé 😀"
 
 
 def test_method_labels_and_log_targets() -> None:
