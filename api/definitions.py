@@ -13,10 +13,10 @@ from uuid import UUID
 import asyncpg
 
 from api.errors import PreconditionFailed, TestNotFound
-from api.pagination import decode_time_id_cursor, encode_cursor
 from ledger.db import translated
 from ledger.definition import STORED, TestSpec
 from ledger.sql import load_queries
+from projections.queries import decode_cursor, encode_cursor
 
 Q = load_queries("api", "definitions.sql")
 
@@ -85,12 +85,13 @@ class PgTestRepository:
         self, *, limit: int, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Up to ``limit`` tests, newest first, and the cursor of the next page (or None)."""
-        after_at, after_id = decode_time_id_cursor(cursor) if cursor else (None, None)
+        # The same keyset cursor as run listings: (created_at, id) of the last row.
+        after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
         with translated():
             rows = await self._pool.fetch(Q["list_tests"], after_at, after_id, limit + 1)
         items = [dict(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
-            next_cursor = encode_cursor(last["created_at"].isoformat(), str(last["id"]))
+            next_cursor = encode_cursor(last["created_at"], last["id"])
         return items, next_cursor

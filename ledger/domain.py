@@ -29,7 +29,6 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 STEP_STATUSES = frozenset({PASSED, FAILED})
-TERMINAL_TYPES = frozenset({"completed", "errored", "timed-out", "cancelled"})
 TIMEOUT_MESSAGE = "Execution timeout"
 
 
@@ -156,45 +155,49 @@ class Run(Aggregate):
             else:
                 run.steps_failed += 1
 
-    class Errored(Event):
+    class Ended(Event):
+        """A terminal event: nothing follows it. The run ends with ``STATUS`` (None: the
+        event's own ``status``) and the event's ``ERROR_FIELD`` as its error."""
+
+        TOPIC = "runledger:Run.Ended"  # abstract: never stored, but every event class has one
+        STATUS: ClassVar[str | None] = FAILED
+        ERROR_FIELD: ClassVar[str] = "message"
+
+        def apply(self, run: Run) -> None:
+            status = self.STATUS or getattr(self, "status")  # noqa: B009  # Completed's field
+            run._finish(status, self.TYPE, getattr(self, self.ERROR_FIELD))
+
+    class Errored(Ended):
         TOPIC = "runledger:Run.Errored"
         TYPE: ClassVar[str] = "errored"
         message: str
         step: int | None
         kind: str
 
-        def apply(self, run: Run) -> None:
-            run._finish(FAILED, self.TYPE, self.message)
-
-    class TimedOut(Event):
+    class TimedOut(Ended):
         TOPIC = "runledger:Run.TimedOut"
         TYPE: ClassVar[str] = "timed-out"
         message: str
         timeout_seconds: float
         detected_by: str
 
-        def apply(self, run: Run) -> None:
-            run._finish(FAILED, self.TYPE, self.message)
-
-    class Completed(Event):
+    class Completed(Ended):
         TOPIC = "runledger:Run.Completed"
         TYPE: ClassVar[str] = "completed"
+        STATUS = None
+        ERROR_FIELD = "error"
         status: str
         duration_ms: int
         steps_completed: int
         error: str | None
         error_step: int | None
 
-        def apply(self, run: Run) -> None:
-            run._finish(self.status, self.TYPE, self.error)
-
-    class Cancelled(Event):
+    class Cancelled(Ended):
         TOPIC = "runledger:Run.Cancelled"
         TYPE: ClassVar[str] = "cancelled"
+        STATUS = CANCELLED
+        ERROR_FIELD = "reason"
         reason: str
-
-        def apply(self, run: Run) -> None:
-            run._finish(CANCELLED, self.TYPE, self.reason)
 
     def __init__(
         self,
@@ -335,6 +338,9 @@ EVENT_CLASSES: dict[str, type[Any]] = {
         Run.TimedOut, Run.Completed, Run.Cancelled,
     )
 }
+#: the public types after which a run takes no more events
+TERMINAL_TYPES = frozenset(
+    name for name, cls in EVENT_CLASSES.items() if issubclass(cls, Run.Ended))
 #: stored topic → public type name
 TOPIC_TYPES: dict[str, str] = {cls.TOPIC: name for name, cls in EVENT_CLASSES.items()}
 

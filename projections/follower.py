@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -132,35 +132,29 @@ class _Interrupted(Exception):
     """``stop`` was set while an event was being retried: leave it for the next run."""
 
 
+@dataclass(eq=False)
 class FollowerRunner:
     """Runs one follower until ``stop`` is set. It owns its one connection."""
 
-    def __init__(
-        self,
-        follower: Follower,
-        *,
-        dsn: str,
-        listener: LogListener,
-        stop: asyncio.Event,
-        batch_size: int = 500,
-        standby_retry_seconds: float = 1.0,
-        retry: Backoff = APPLY_RETRY,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.follower = follower
-        self._dsn = dsn
-        self._listener = listener
-        self._stop = stop
-        self._batch_size = batch_size
-        self._standby_retry = standby_retry_seconds
-        self._retry = retry
-        self.active = False
-        # Non-transactional followers: the checkpoint saved in PostgreSQL, and how far the
-        # follower's effects really are (ahead of it between saves).
-        self._saved = 0
-        self._applied = 0
-        self._next_save = 0.0
+    follower: Follower
+    _: KW_ONLY
+    dsn: str
+    listener: LogListener
+    stop: asyncio.Event
+    batch_size: int = 500
+    standby_retry_seconds: float = 1.0
+    retry: Backoff = APPLY_RETRY
+    #: holds the follower's lock and applies batches (else it stands by)
+    active: bool = field(default=False, init=False)
+    # Non-transactional followers: the checkpoint saved in PostgreSQL, and how far the
+    # follower's effects really are (ahead of it between saves).
+    _saved: int = field(default=0, init=False)
+    _applied: int = field(default=0, init=False)
+    _next_save: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
     @property
     def name(self) -> str:
@@ -169,7 +163,7 @@ class FollowerRunner:
     async def run(self) -> None:
         """Stand by or follow until ``stop``; raises ``FollowerError`` when something other
         than an event fails for good (see the module docstring)."""
-        while not self._stop.is_set():
+        while not self.stop.is_set():
             lock = await self._acquire_lock()
             if lock is None:
                 return
@@ -189,10 +183,10 @@ class FollowerRunner:
         conn: asyncpg.Connection | None = None
         announced = False
         try:
-            while not self._stop.is_set():
+            while not self.stop.is_set():
                 try:
                     if conn is None or conn.is_closed():
-                        conn = await connect(self._dsn, application_name=f"runledger {self.name}")
+                        conn = await connect(self.dsn, application_name=f"runledger {self.name}")
                     with translated():
                         locked = await conn.fetchval(Q["try_lock"], self.name)
                     if locked:
@@ -209,7 +203,7 @@ class FollowerRunner:
                                 self.name, exc)
                     await close_quietly(conn)
                     conn = None
-                await wait_any(self._stop, seconds=self._standby_retry)
+                await wait_any(self.stop, seconds=self.standby_retry_seconds)
             return None
         finally:
             await close_quietly(conn)
@@ -219,7 +213,7 @@ class FollowerRunner:
     async def _follow(self, conn: asyncpg.Connection) -> None:
         position: int | None = None
         failures = 0
-        while not self._stop.is_set():
+        while not self.stop.is_set():
             if conn.is_closed():
                 raise _LockLost
             try:
@@ -238,7 +232,7 @@ class FollowerRunner:
                             self.name, exc, delay)
                 # The failed batch may or may not have committed: the checkpoint knows.
                 position = None
-                await wait_any(self._stop, seconds=delay)
+                await wait_any(self.stop, seconds=delay)
 
     async def _resume(self, conn: asyncpg.Connection) -> int:
         with translated():
@@ -253,8 +247,8 @@ class FollowerRunner:
     async def _step(self, conn: asyncpg.Connection, position: int) -> int:
         # Take the generation before reading: a commit notified after the read then makes
         # the wait below return at once instead of sleeping through it.
-        generation = self._listener.generation
-        entries = await read_log_entries(conn, position, self._batch_size)
+        generation = self.listener.generation
+        entries = await read_log_entries(conn, position, self.batch_size)
         if entries:
             position = await self._apply(conn, entries, position)
         if self.follower.maintain is not None:
@@ -264,10 +258,10 @@ class FollowerRunner:
             if clock >= self._next_save:
                 self._next_save = clock + self.follower.checkpoint_every_seconds
                 await self._save(conn)
-        if len(entries) < self._batch_size:
-            await self._listener.wait(generation, self._stop)
-            if self.follower.linger_seconds and self._listener.generation != generation:
-                await wait_any(self._stop, seconds=self.follower.linger_seconds)
+        if len(entries) < self.batch_size:
+            await self.listener.wait(generation, self.stop)
+            if self.follower.linger_seconds and self.listener.generation != generation:
+                await wait_any(self.stop, seconds=self.follower.linger_seconds)
         return position
 
     async def _apply(
@@ -341,15 +335,15 @@ class FollowerRunner:
             except Exception as exc:
                 failures += 1
                 error = describe(exc)
-            if failures > self._retry.retries:
+            if failures > self.retry.retries:
                 break
-            if self._stop.is_set():
+            if self.stop.is_set():
                 raise _Interrupted
-            delay = self._retry.delay(failures)
+            delay = self.retry.delay(failures)
             log.warning("follower %s: the %s event at position %d of run_id %s failed (%s); "
                         "retry %d/%d in %.2fs", self.name, event.type, event.notification_id,
-                        event.run_id, error, failures, self._retry.retries, delay)
-            await wait_any(self._stop, seconds=delay)
+                        event.run_id, error, failures, self.retry.retries, delay)
+            await wait_any(self.stop, seconds=delay)
         await self._park(conn, event, error, failures, first, position)
 
     async def _park(

@@ -30,6 +30,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -104,33 +105,30 @@ return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', best_ms, bes
 """
 
 
+@dataclass(eq=False)
 class RedisRelay:
-    """Publishes batches of the log to Redis. Handed a pool and a client; closes neither."""
+    """Publishes batches of the log to Redis. Handed a pool and a client; closes neither.
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        redis: aioredis.Redis,
-        *,
-        retention_seconds: int = 86400,
-        trim_interval_seconds: float = 10.0,
-        check_interval_seconds: float = 1.0,
-        checkpoint_interval_seconds: float = 0.5,
-    ) -> None:
-        self._pool = pool
-        self._redis = redis
-        self._retention = retention_seconds
-        self._trim_interval = trim_interval_seconds
-        self._check_interval = check_interval_seconds
-        self._checkpoint_interval = checkpoint_interval_seconds
-        self._position = 0
-        self._next_check = 0.0
-        self._next_trim = 0.0
+    ``retention_seconds``: how long a finished run's stream is kept; the intervals: how often
+    the queue is trimmed, the marker checked and (at most) the checkpoint saved.
+    """
+
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    _: KW_ONLY
+    retention_seconds: int = 86400
+    trim_interval_seconds: float = 10.0
+    check_interval_seconds: float = 1.0
+    checkpoint_interval_seconds: float = 0.5
+    # How far Redis holds the log, and when the next upkeep is due (monotonic seconds).
+    _position: int = field(default=0, init=False)
+    _next_check: float = field(default=0.0, init=False)
+    _next_trim: float = field(default=0.0, init=False)
 
     def follower(self) -> Follower:
         return Follower(NAME, self.apply, transactional=False, activate=self.activate,
                         maintain=self.maintain, passed=self.passed,
-                        checkpoint_every_seconds=self._checkpoint_interval)
+                        checkpoint_every_seconds=self.checkpoint_interval_seconds)
 
     # -- follower hooks -------------------------------------------------------------------
 
@@ -141,7 +139,7 @@ class RedisRelay:
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         start, end = self._position, events[-1].notification_id
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for event in events:
             self._add_entry(pipe, event)
             if event.type == "queued":
@@ -159,7 +157,7 @@ class RedisRelay:
     async def passed(self, position: int) -> None:
         """An event up to ``position`` was parked: move the marker past it as if published,
         or the relay would take the gap for lost data when it next starts."""
-        result = await _call(self._redis.eval(
+        result = await _call(self.redis.eval(
             _ADVANCE_MARKER, 1, RELAY_MARKER, str(self._position), str(position)))
         if int(result) >= self._position:
             self._position = max(self._position, position)
@@ -167,32 +165,32 @@ class RedisRelay:
     async def maintain(self) -> None:
         now = time.monotonic()
         if now >= self._next_check:
-            self._next_check = now + self._check_interval
+            self._next_check = now + self.check_interval_seconds
             await self.verify()
         if now >= self._next_trim:
-            self._next_trim = now + self._trim_interval
+            self._next_trim = now + self.trim_interval_seconds
             await self.trim_queue()
 
     # -- Redis upkeep ---------------------------------------------------------------------
 
     async def verify(self) -> None:
         """Compare the marker with the relay's position; repair Redis when it lost data."""
-        marker = await _call(self._redis.get(RELAY_MARKER))
+        marker = await _call(self.redis.get(RELAY_MARKER))
         position = self._position
         if marker is None and position == 0:
-            await _call(self._redis.set(RELAY_MARKER, 0, nx=True))
+            await _call(self.redis.set(RELAY_MARKER, 0, nx=True))
         elif marker is None or int(marker) < position:
             since = None if marker is None else int(marker)
             reason = "marker missing" if marker is None else f"marker at {marker} < {position}"
             with translated():
-                async with self._pool.acquire() as conn:
+                async with self.pool.acquire() as conn:
                     await self._recover(conn, position, since, reason, set())
 
     async def trim_queue(self) -> int:
         """Trim ``runs:queue`` below every group's oldest unacknowledged entry."""
-        if not await _call(self._redis.exists(QUEUE)):
+        if not await _call(self.redis.exists(QUEUE)):
             return 0
-        trimmed = int(await _call(self._redis.eval(_TRIM_QUEUE, 1, QUEUE)))
+        trimmed = int(await _call(self.redis.eval(_TRIM_QUEUE, 1, QUEUE)))
         if trimmed:
             log.debug("relay: trimmed %d acknowledged job(s) from %s", trimmed, QUEUE)
         return trimmed
@@ -204,7 +202,7 @@ class RedisRelay:
         pipe.xadd(key, encode_event(event), id=stream_entry_id(event.version))
         if event.type in TERMINAL_TYPES:
             finished = datetime.fromisoformat(event.timestamp).timestamp()
-            pipe.pexpireat(key, int((finished + self._retention) * 1000))
+            pipe.pexpireat(key, int((finished + self.retention_seconds) * 1000))
 
     @staticmethod
     def _enqueue(pipe: Any, queued: RecordedEvent) -> None:
@@ -236,18 +234,18 @@ class RedisRelay:
                     histories[event.run_id].append(event)
             repaired += await self._repair_streams(histories)
             jobs += await self._requeue([h[0] for r, h in histories.items() if r in queued])
-        await _call(self._redis.set(RELAY_MARKER, position))
+        await _call(self.redis.set(RELAY_MARKER, position))
         log.warning("relay: repaired %d stream(s) of %d run(s), re-enqueued %d queued run(s)",
                     repaired, len(runs), jobs)
 
     async def _repair_streams(self, histories: dict[UUID, list[RecordedEvent]]) -> int:
         """Complete each run's stream: append a missing tail to an intact prefix (entries
         1..n and nothing was ever added past n), rewrite anything else."""
-        look = self._redis.pipeline(transaction=False)
+        look = self.redis.pipeline(transaction=False)
         for run_id in histories:
             look.xinfo_stream(stream_key(run_id))
         seen = await _execute(look)
-        fix = self._redis.pipeline(transaction=True)
+        fix = self.redis.pipeline(transaction=True)
         repaired = 0
         for info, (run_id, events) in zip(seen, histories.items(), strict=True):
             intact = _intact_prefix(info)
@@ -268,13 +266,13 @@ class RedisRelay:
         if not events:
             return 0
         try:
-            await self._redis.xgroup_create(QUEUE, WORKER_GROUP, id="0", mkstream=True)
+            await self.redis.xgroup_create(QUEUE, WORKER_GROUP, id="0", mkstream=True)
         except redis_errors.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise FollowerError(NAME, self._position, f"Redis refused: {exc}") from exc
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for event in events:
             self._enqueue(pipe, event)
         _check(await _execute(pipe))

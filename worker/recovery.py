@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
@@ -43,40 +44,40 @@ class StuckRunQueries(Protocol):
     ) -> list[tuple[UUID, int]]: ...
 
 
+@dataclass(eq=False)
 class StuckRunRecovery:
     """Finds and times out stuck runs; ``run`` loops until ``stop``, ``check`` does one pass."""
 
-    def __init__(
-        self, queries: StuckRunQueries, store: PgEventStore, queue: RedisRunQueue, *,
-        timeout_seconds: float, interval_seconds: float,
-    ) -> None:
-        self._queries = queries
-        self._store = store
-        self._queue = queue
-        self._timeout = timeout_seconds
-        self._interval = interval_seconds
-        self.recovered = 0
+    queries: StuckRunQueries
+    store: PgEventStore
+    queue: RedisRunQueue
+    _: KW_ONLY
+    timeout_seconds: float
+    interval_seconds: float
+    #: runs this instance has timed out so far
+    recovered: int = field(default=0, init=False)
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
             "Stuck-run recovery every %gs for runs running longer than %gs",
-            self._interval, self._timeout,
+            self.interval_seconds, self.timeout_seconds,
         )
         while not stop.is_set():
             try:
                 await self.check()
             except TRANSIENT as exc:
                 # The next pass retries; a stuck run only waits one interval longer.
-                log.warning("Stuck-run check failed, retrying in %gs: %s", self._interval, exc)
-            await wait_any(stop, seconds=self._interval)
+                log.warning("Stuck-run check failed, retrying in %gs: %s",
+                            self.interval_seconds, exc)
+            await wait_any(stop, seconds=self.interval_seconds)
 
     async def check(self) -> list[UUID]:
         """One pass; returns the runs this pass timed out."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=self._timeout)
-        candidates = await self._queries.stuck_runs(cutoff, limit=BATCH)
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.timeout_seconds)
+        candidates = await self.queries.stuck_runs(cutoff, limit=BATCH)
         if not candidates:
             return []
-        held = await self._queue.held_runs()
+        held = await self.queue.held_runs()
         recovered = []
         for run_id, version in candidates:
             if run_id in held:
@@ -89,16 +90,16 @@ class StuckRunRecovery:
 
     async def _time_out(self, run_id: UUID, version: int) -> bool:
         try:
-            run = await self._store.load_run(run_id)
+            run = await self.store.load_run(run_id)
         except RunNotFound:
             log.error("Read model lists a run the ledger does not have run_id=%s", run_id)
             return False
         if run.version != version or run.status != RUNNING:
             # The read model lags the log, or the run moved on: not this pass's decision.
             return False
-        run.time_out(timeout_seconds=self._timeout, detected_by="recovery")
+        run.time_out(timeout_seconds=self.timeout_seconds, detected_by="recovery")
         try:
-            await self._store.save(run)
+            await self.store.save(run)
         except ConcurrencyConflict:
             log.info("Stuck run moved on before it could be timed out run_id=%s", run_id)
             return False

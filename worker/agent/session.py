@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,36 +54,36 @@ RUN_SAFETY_FRACTION = 0.05
 RUN_SAFETY_MAX_SECONDS = 5.0
 
 
+@dataclass(eq=False)
 class RunSession:
     """Executes one job in ``context`` (owned by the caller, who closes it)."""
 
-    def __init__(
-        self, job: RunJob, context: BrowserContext, lease: Lease, config: ExecutorConfig,
-        artifacts: ArtifactStore, memory: dict[str, MemoryEntry],
-        advisor: LocatorAdvisor | None,
-    ) -> None:
-        self._job = job
-        self._context = context
-        self._lease = lease
-        self._config = config
-        self._artifacts = artifacts
-        self._memory = memory
-        self._advisor = advisor
-        self._owner = ArtifactOwner(job.test_id, str(job.run_id), datetime.now(UTC))
-        # Set when the page crashes or the browser goes away: the run is over.
-        self._broken_kind: str | None = None
-        self._broken = asyncio.Event()
-        self._tracing = config.traces != "off"
+    job: RunJob
+    context: BrowserContext
+    lease: Lease
+    config: ExecutorConfig
+    artifacts: ArtifactStore
+    memory: dict[str, MemoryEntry]
+    advisor: LocatorAdvisor | None
+    _owner: ArtifactOwner = field(init=False)
+    # Set when the page crashes or the browser goes away: the run is over.
+    _broken_kind: str | None = field(default=None, init=False)
+    _broken: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _tracing: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._owner = ArtifactOwner(self.job.test_id, str(self.job.run_id), datetime.now(UTC))
+        self._tracing = self.config.traces != "off"
 
     async def run(self, sink: StepSink, began: float) -> Outcome:
         """Run every step; ``began`` is the run's ``time.monotonic()`` start."""
-        safety = min(RUN_SAFETY_MAX_SECONDS, self._config.run_timeout_seconds * RUN_SAFETY_FRACTION)
-        run_deadline = began + self._config.run_timeout_seconds - safety
+        safety = min(RUN_SAFETY_MAX_SECONDS, self.config.run_timeout_seconds * RUN_SAFETY_FRACTION)
+        run_deadline = began + self.config.run_timeout_seconds - safety
         page, popups = await self._open()
-        resolver = Resolver(page, popups, strict=self._config.healing == "strict",
-                            advisor=self._advisor)
-        last = len(self._job.steps) - 1
-        for index, step in enumerate(self._job.steps):
+        resolver = Resolver(page, popups, strict=self.config.healing == "strict",
+                            advisor=self.advisor)
+        last = len(self.job.steps) - 1
+        for index, step in enumerate(self.job.steps):
             result = await self._step(index, step, page, popups, resolver, run_deadline)
             final = result.status == "failed" or index == last
             if final:
@@ -96,12 +96,12 @@ class RunSession:
     async def _open(self) -> tuple[Page, PopupGuard]:
         try:
             if self._tracing:
-                await self._context.tracing.start(screenshots=True, snapshots=True,
-                                                  title=self._job.test_name[:100])
-            await self._context.add_init_script(script=INSTALL_JS)
-            page = await self._context.new_page()
+                await self.context.tracing.start(screenshots=True, snapshots=True,
+                                                  title=self.job.test_name[:100])
+            await self.context.add_init_script(script=INSTALL_JS)
+            page = await self.context.new_page()
             page.on("crash", lambda _: self._break("page-crash"))
-            popups = PopupGuard(page, auto_handle=self._job.auto_handle_popups)
+            popups = PopupGuard(page, auto_handle=self.job.auto_handle_popups)
             await popups.install()
         except PlaywrightError as exc:
             raise ExecutorError(f"could not open a page: {explain(exc)}",
@@ -115,7 +115,7 @@ class RunSession:
 
     def _gone(self) -> str | None:
         """Why the run cannot go on (page crash, browser gone), or None."""
-        if self._broken_kind is None and self._lease.disconnected.is_set():
+        if self._broken_kind is None and self.lease.disconnected.is_set():
             self._broken_kind = "browser-crash"
         return self._broken_kind
 
@@ -127,24 +127,24 @@ class RunSession:
     ) -> StepResult:
         began = time.perf_counter()
         now = time.monotonic()
-        budget = min(self._config.step_timeout_seconds, run_deadline - now)
+        budget = min(self.config.step_timeout_seconds, run_deadline - now)
         if self._gone():
             raise self._infrastructure(index)
         intent = parse(step)
         ctx = StepContext(
-            page=page, step=step, intent=intent, test_url=self._job.url,
-            deadline=now + max(budget, 0.0), verify_seconds=self._config.verify_timeout_seconds,
+            page=page, step=step, intent=intent, test_url=self.job.url,
+            deadline=now + max(budget, 0.0), verify_seconds=self.config.verify_timeout_seconds,
             resolver=resolver, memory=None, memory_info=None,
         )
         if self._tracing:
-            await self._context.tracing.group(f"{index}: {step.action.value} — "
+            await self.context.tracing.group(f"{index}: {step.action.value} — "
                                               f"{step.instruction[:80]}")
         try:
             error = await self._attempt(index, ctx, budget, run_deadline)
         finally:
             if self._tracing:
                 with contextlib.suppress(PlaywrightError):
-                    await self._context.tracing.group_end()
+                    await self.context.tracing.group_end()
         status = "failed" if error else "passed"
         artifacts = await self._screenshots(ctx, failed=bool(error))
         ctx.timing["total_ms"] = _ms_since_float(began)
@@ -186,20 +186,20 @@ class RunSession:
         action = ctx.intent.action
         if index == 0 and action != "navigate":
             # A test starts on its URL even when its first step does something else.
-            await goto(ctx, self._job.url)
+            await goto(ctx, self.job.url)
         if action not in NO_TARGET:
             ctx.memory_info = memory_info(ctx.step, ctx.intent.action, ctx.page.url)
-            ctx.memory = self._memory.get(ctx.memory_info["key"])
+            ctx.memory = self.memory.get(ctx.memory_info["key"])
         await perform(ctx)
 
     async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
         """Await ``work`` unless the page crashes or the browser dies first (a crashed
         renderer can leave Playwright's pending calls waiting out their timeouts)."""
-        name = f"run-{self._job.run_id}"
+        name = f"run-{self.job.run_id}"
         task = asyncio.create_task(work, name=f"{name}-step")
         watchers = [
             asyncio.create_task(self._broken.wait(), name=f"{name}-crash-watch"),
-            asyncio.create_task(self._lease.disconnected.wait(), name=f"{name}-browser-watch"),
+            asyncio.create_task(self.lease.disconnected.wait(), name=f"{name}-browser-watch"),
         ]
         try:
             await asyncio.wait({task, *watchers}, return_when=asyncio.FIRST_COMPLETED)
@@ -224,10 +224,10 @@ class RunSession:
         if ctx.deadline >= run_deadline - 0.01:
             return self._run_limit_message(index, ctx.step)
         return (f"step {index} ({ctx.step.action.value}) exceeded STEP_TIMEOUT_SECONDS="
-                f"{self._config.step_timeout_seconds:g}")
+                f"{self.config.step_timeout_seconds:g}")
 
     def _run_limit_message(self, index: int, step: Step) -> str:
-        return (f"the run exceeded RUN_TIMEOUT_SECONDS={self._config.run_timeout_seconds:g} "
+        return (f"the run exceeded RUN_TIMEOUT_SECONDS={self.config.run_timeout_seconds:g} "
                 f"during step {index} ({step.action.value})")
 
     # -- evidence -----------------------------------------------------------------------------
@@ -262,15 +262,15 @@ class RunSession:
         refs: list[dict[str, Any]] = []
         if ctx.screenshot is not None:
             refs.append(await self._store(ctx.screenshot, "screenshot", "image/png"))
-        wanted = self._config.screenshots == "all" or (
-            self._config.screenshots == "failures" and failed)
+        wanted = self.config.screenshots == "all" or (
+            self.config.screenshots == "failures" and failed)
         if not wanted or self._gone() or ctx.screenshot is not None:
             return refs
         began = time.perf_counter()
         try:
             shot = await self._capture(ctx.page)
         except PlaywrightError as exc:
-            log.warning("screenshot failed run_id=%s: %s", self._job.run_id, explain(exc))
+            log.warning("screenshot failed run_id=%s: %s", self.job.run_id, explain(exc))
             return refs
         ctx.timing["screenshot_ms"] = _ms_since_float(began)
         refs.append(await self._store(shot, "screenshot", "image/png"))
@@ -286,7 +286,7 @@ class RunSession:
             return await page.screenshot(type="png", timeout=SCREENSHOT_TIMEOUT_MS)
 
     async def _store(self, data: bytes, kind: str, content_type: str) -> dict[str, Any]:
-        ref = await self._artifacts.put(data, kind=kind, content_type=content_type,
+        ref = await self.artifacts.put(data, kind=kind, content_type=content_type,
                                         owner=self._owner)
         return ref.as_dict()
 
@@ -294,13 +294,13 @@ class RunSession:
         if not self._tracing or self._gone():
             return result
         self._tracing = False
-        keep = self._config.traces == "all" or result.status == "failed"
+        keep = self.config.traces == "all" or result.status == "failed"
         with tempfile.TemporaryDirectory(prefix="runledger-trace-") as tmp:
             path = Path(tmp) / "trace.zip"
             try:
-                await self._context.tracing.stop(path=str(path) if keep else None)
+                await self.context.tracing.stop(path=str(path) if keep else None)
             except PlaywrightError as exc:
-                log.warning("could not save the trace run_id=%s: %s", self._job.run_id,
+                log.warning("could not save the trace run_id=%s: %s", self.job.run_id,
                             explain(exc))
                 return result
             if not keep:
