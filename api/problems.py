@@ -38,6 +38,7 @@ from ledger.errors import (
     InvalidTransition,
     RunNotFound,
     TransientStoreError,
+    UndecodableEvent,
 )
 from ledger.text import escape
 from projections.errors import InvalidCursor
@@ -80,6 +81,9 @@ PROBLEMS: dict[type[Exception], Kind] = {
         503, "database-unavailable", "The database is temporarily unavailable",
         (("Retry-After", "1"),), detail="the database is unavailable; retry shortly",
     ),
+    # A parked event in the run's history (see `runledger followers`): the answer names the
+    # run and the event; retrying cannot help, and the event stays in the immutable log.
+    UndecodableEvent: Kind(500, "event-undecodable", "An event of this run cannot be read"),
     RedisError: Kind(
         503, "redis-unavailable", "Redis is temporarily unavailable",
         (("Retry-After", "1"),), detail="Redis is unavailable; retry shortly",

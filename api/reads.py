@@ -10,7 +10,7 @@ from api import views
 from api.compat import ArtifactUrl, legacy_result
 from ledger.artifacts import ArtifactNotFound, ArtifactStore, StoredFile
 from ledger.codec import RecordedEvent
-from ledger.errors import RunNotFound
+from ledger.errors import RunNotFound, UndecodableEvent
 from ledger.store import PgEventStore
 from projections.queries import RunQueries
 
@@ -44,7 +44,14 @@ class RunReads:
         # is current.
         if row is not None and row["version"] >= await self._store.run_version(run_id):
             return row, await self._queries.run_steps(run_id)
-        events = await self._recorded(run_id)
+        try:
+            events = await self._recorded(run_id)
+        except UndecodableEvent:
+            if row is None:
+                raise
+            # The run holds an event the followers parked: the row will not catch up until
+            # it is fixed, and is the best answer meanwhile.
+            return row, await self._queries.run_steps(run_id)
         steps = [views.step_row(e) for e in events if e.type == "step"]
         return views.run_row(events), steps
 

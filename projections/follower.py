@@ -57,7 +57,7 @@ from ledger.errors import StoreError, TransientStoreError
 from ledger.sql import load_queries
 from ledger.store import LogListener, read_log_entries
 from projections.errors import FollowerError, RelayUnavailable
-from projections.parking import describe, now, park, split
+from projections.parking import describe, now, park, run_has_parked, split
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,10 @@ class Follower:
     checkpoint_every_seconds: float = 0.0
     #: the tables ``apply`` writes: a retry of a parked event locks them
     tables: tuple[str, ...] = ()
+    #: how ``followers retry`` re-applies a parked event (default: ``apply``). A follower
+    #: whose state depends on order brings the event's whole run up to date instead: by
+    #: the time of a retry, later events of the run have usually been applied.
+    reapply: ApplyBatch | None = None
     #: non-transactional followers: called with the position of an event just parked, so
     #: that whatever tracks its progress besides the checkpoint moves past it too
     passed: Callable[[int], Awaitable[None]] | None = None
@@ -114,10 +118,11 @@ class ReadModel:
     name: str
     tables: tuple[str, ...]
     apply: ApplyBatch
+    reapply: ApplyBatch | None = None
 
     def follower(self, *, linger_seconds: float = 0.0) -> Follower:
         return Follower(self.name, self.apply, linger_seconds=linger_seconds,
-                        tables=self.tables)
+                        tables=self.tables, reapply=self.reapply)
 
 
 class _LockLost(Exception):
@@ -335,7 +340,8 @@ class FollowerRunner:
             except Exception as exc:
                 failures += 1
                 error = describe(exc)
-            if failures > self.retry.retries:
+            if failures > self.retry.retries or (
+                    failures == 1 and await run_has_parked(conn, self.name, event.run_id)):
                 break
             if self.stop.is_set():
                 raise _Interrupted

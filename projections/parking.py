@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -60,6 +61,12 @@ async def park(
     log.error("follower %s: parked the %s event at position %d of run_id %s after %d "
               "attempt(s): %s", follower, entry.type, entry.notification_id, entry.run_id,
               attempts, error)
+
+
+async def run_has_parked(conn: asyncpg.Connection, follower: str, run_id: UUID) -> bool:
+    """Whether ``follower`` has parked an event of ``run_id``."""
+    with translated():
+        return bool(await conn.fetchval(Q["run_has_parked"], follower, run_id))
 
 
 def _topic(entry: LogEntry) -> str:

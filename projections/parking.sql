@@ -39,8 +39,19 @@ WHERE ($1::text IS NULL OR follower = $1)
   AND ($2::bigint[] IS NULL OR notification_id = ANY($2))
 ORDER BY notification_id, follower;
 
+-- name: claim_parked
+-- A retry holds the parked row for its whole transaction: a second retry of the same event
+-- skips it instead of applying it twice; none when it was cleared meanwhile.
+SELECT notification_id FROM parked_events WHERE follower = $1 AND notification_id = $2
+FOR UPDATE SKIP LOCKED;
+
 -- name: unpark
 DELETE FROM parked_events WHERE follower = $1 AND notification_id = $2;
+
+-- name: failed_again
+-- A retry that failed: the row it claimed is back (rolled back); count the attempt.
+UPDATE parked_events SET error = $3, attempts = attempts + 1, last_failure = now()
+WHERE follower = $1 AND notification_id = $2;
 
 -- name: set_lock_timeout
 SELECT set_config('lock_timeout', $1::text, true);
@@ -49,3 +60,8 @@ SELECT set_config('lock_timeout', $1::text, true);
 -- A retry rewrites rows the live follower may be folding: the table is locked (reads too,
 -- since a follower reads a row before it writes it) for the retry's short transaction.
 SELECT format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', $1::text);
+
+-- name: run_has_parked
+-- Whether an earlier event of the run is parked for this follower: a later one then fails
+-- for that reason (its row was never created), and retrying it only stalls the follower.
+SELECT EXISTS (SELECT 1 FROM parked_events WHERE follower = $1 AND run_id = $2);

@@ -65,6 +65,8 @@ _TERMINAL_TOPICS = sorted(EVENT_CLASSES[t].TOPIC for t in TERMINAL_TYPES)
 _QUEUED_TOPIC = EVENT_CLASSES["queued"].TOPIC
 _DUPLICATE = "equal or smaller than the target stream top item"
 _REPAIR_CHUNK = 500
+#: a position past any log: read a run's history whole
+_EVERYTHING = (1 << 63) - 1
 
 # Returns -1 when the marker is missing, else its previous value; moves it forward only
 # when Redis still holds everything before this batch (previous >= ARGV[1]).
@@ -127,7 +129,7 @@ class RedisRelay:
 
     def follower(self) -> Follower:
         return Follower(NAME, self.apply, transactional=False, activate=self.activate,
-                        maintain=self.maintain, passed=self.passed,
+                        maintain=self.maintain, passed=self.passed, reapply=self.reapply,
                         checkpoint_every_seconds=self.checkpoint_interval_seconds)
 
     # -- follower hooks -------------------------------------------------------------------
@@ -161,6 +163,23 @@ class RedisRelay:
             _ADVANCE_MARKER, 1, RELAY_MARKER, str(self._position), str(position)))
         if int(result) >= self._position:
             self._position = max(self._position, position)
+
+    async def reapply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        """Re-publish parked events (``followers retry``): a queued event's job, and each
+        event's run stream completed from the log — an entry older than the stream's top
+        cannot simply be added, so holes are repaired as after a loss of Redis data. No
+        marker check: the live relay owns the marker."""
+        queued = [e for e in events if e.type == "queued"]
+        if queued:
+            pipe = self.redis.pipeline(transaction=False)
+            for event in queued:
+                self._enqueue(pipe, event)
+            _check(await _execute(pipe))
+        histories: dict[UUID, list[RecordedEvent]] = defaultdict(list)
+        for entry in await read_runs(conn, list({e.run_id for e in events}), _EVERYTHING):
+            if isinstance(entry, RecordedEvent):
+                histories[entry.run_id].append(entry)
+        await self._repair_streams(histories)
 
     async def maintain(self) -> None:
         now = time.monotonic()
@@ -300,28 +319,55 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+# Answers about the state of Redis, not about the event being written: out of memory with
+# no eviction, a read-only replica during failover, a failed snapshot (MISCONF), a server
+# still loading or busy with a script. Waiting helps; parking the event would not — it would
+# leave the queued runs of the outage stuck until someone retried them by hand.
+_STATE_ERRORS = (
+    redis_errors.ConnectionError, redis_errors.TimeoutError, OSError,
+    redis_errors.OutOfMemoryError, redis_errors.ReadOnlyError, redis_errors.BusyLoadingError,
+    redis_errors.TryAgainError, redis_errors.MasterDownError, redis_errors.ClusterDownError,
+)
+# The same answers that redis-py leaves as a plain ResponseError, by their error code.
+_STATE_CODES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN"})
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether Redis failed for a reason of its own (connection or state): retry, never park."""
+    if isinstance(exc, _STATE_ERRORS):
+        return True
+    return isinstance(exc, redis_errors.ResponseError) and (
+        str(exc).split(" ", 1)[0] in _STATE_CODES)
+
+
 async def _execute(pipe: Any) -> list[Any]:
     try:
         return list(await pipe.execute(raise_on_error=False))
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-        raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
     except redis_errors.RedisError as exc:
+        if _unavailable(exc):
+            raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
         raise FollowerError(NAME, -1, f"Redis refused a pipeline: {exc}") from exc
+    except OSError as exc:
+        raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
 
 
 async def _call(awaitable: Any) -> Any:
     try:
         return await awaitable
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-        raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
     except redis_errors.RedisError as exc:
+        if _unavailable(exc):
+            raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
         raise FollowerError(NAME, -1, f"Redis refused: {exc}") from exc
+    except OSError as exc:
+        raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
 
 
 def _check(results: Sequence[Any]) -> None:
     """Raise for any error in pipeline results except a duplicate entry id (already there)."""
     for result in results:
-        if isinstance(result, redis_errors.ResponseError) and _DUPLICATE not in str(result):
-            raise FollowerError(NAME, -1, f"Redis refused a write: {result}")
-        if isinstance(result, Exception) and not isinstance(result, redis_errors.ResponseError):
+        if not isinstance(result, Exception):
+            continue
+        if _unavailable(result) or not isinstance(result, redis_errors.ResponseError):
             raise RelayUnavailable(f"Redis failed during a pipeline: {result}")
+        if _DUPLICATE not in str(result):
+            raise FollowerError(NAME, -1, f"Redis refused a write: {result}")

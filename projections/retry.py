@@ -7,6 +7,7 @@ transactional follower. The rest stay parked, their attempts counted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,13 +62,22 @@ async def retry_parked(
                 result.cleared.append((name, position))
                 log.info("follower %s: parked event at position %d applied; unparked",
                          name, position)
+            elif error is _GONE:
+                log.info("follower %s: parked event at position %d was cleared meanwhile",
+                         name, position)
             else:
                 with translated():
-                    await conn.execute(Q["park"], name, position, row["run_id"],
-                                       row["event_type"], row["topic"], error, 1,
-                                       row["first_failure"])
+                    await conn.execute(Q["failed_again"], name, position, error)
                 result.parked.append((name, position, error))
     return result
+
+
+#: what ``_retry_one`` answers when the parked row was cleared (or is being retried) meanwhile
+_GONE = "cleared meanwhile"
+
+
+class _Gone(Exception):
+    """The parked row is no longer there to claim."""
 
 
 async def _retry_one(conn: asyncpg.Connection, follower: Follower, position: int) -> str | None:
@@ -81,20 +91,22 @@ async def _retry_one(conn: asyncpg.Connection, follower: Follower, position: int
     if isinstance(entry, UndecodableRow):
         return entry.error
     try:
-        with translated():
-            if follower.transactional:
-                async with conn.transaction():
+        with translated(), contextlib.suppress(_Gone):
+            async with conn.transaction():
+                if await conn.fetchval(Q["claim_parked"], follower.name, position) is None:
+                    raise _Gone
+                if follower.transactional:
                     await _lock_tables(conn, follower.tables)
-                    await follower.apply(conn, [entry])
-                    await conn.execute(Q["unpark"], follower.name, position)
-            else:
-                await follower.apply(conn, [entry])
+                # A failure rolls back the rows (and leaves the parked row): the relay's
+                # Redis writes are idempotent, so repeating them later is harmless.
+                await (follower.reapply or follower.apply)(conn, [entry])
                 await conn.execute(Q["unpark"], follower.name, position)
+            return None
+        return _GONE
     except (TransientStoreError, RelayUnavailable):
         raise
     except Exception as exc:  # whatever the follower's apply refuses: reported, not raised
         return describe(exc)
-    return None
 
 
 async def _lock_tables(conn: asyncpg.Connection, tables: Sequence[str]) -> None:

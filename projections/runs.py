@@ -17,10 +17,11 @@ import asyncpg
 
 from ledger.codec import RecordedEvent
 from ledger.sql import load_queries
+from ledger.store import read_runs
 from projections import sanitize
 from projections.errors import FollowerError
 from projections.follower import ReadModel
-from projections.run_row import COLUMNS, NoRunRow, RunRow, fold_runs
+from projections.run_row import COLUMNS, NoRunRow, RunRow, fold, fold_runs
 
 Q = load_queries("projections", "runs.sql")
 
@@ -76,4 +77,21 @@ async def apply(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> No
     await write(conn, list(changed.values()))
 
 
-MODEL = ReadModel(NAME, TABLES, apply)
+async def refold(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+    """Re-apply parked events: each one's run is folded again from its whole history, so an
+    event retried after later ones (which the live fold ignores as late) still counts."""
+    for run_id in dict.fromkeys(e.run_id for e in events):
+        history = [e for e in await read_runs(conn, [run_id], _EVERYTHING)
+                   if isinstance(e, RecordedEvent)]
+        try:
+            row = fold(history)
+        except NoRunRow as exc:
+            raise FollowerError(NAME, -1, f"run {run_id} cannot be folded: {exc}") from exc
+        if row is not None:
+            await write(conn, [row])
+
+
+#: a position past any log: read a run's history whole
+_EVERYTHING = (1 << 63) - 1
+
+MODEL = ReadModel(NAME, TABLES, apply, reapply=refold)

@@ -224,6 +224,10 @@ def followers(ctx: typer.Context) -> None:
         status, parked = asyncio.run(read())
     except LedgerError as exc:
         raise fail(str(exc), code=1) from None
+    from rich.text import Text
+
+    from ledger.text import escape
+
     console = Console(width=200)
     table = Table("follower", "position", "lag", "parked", title="followers")
     for row in status:
@@ -236,7 +240,9 @@ def followers(ctx: typer.Context) -> None:
         for p in parked:
             events.add_row(p["follower"], str(p["notification_id"]), str(p["run_id"]),
                            p["event_type"], str(p["attempts"]),
-                           p["last_failure"].isoformat(timespec="seconds"), p["error"][:120])
+                           p["last_failure"].isoformat(timespec="seconds"),
+                           # The error quotes the event: shown as text, never as markup.
+                           Text(escape(p["error"], 120)))
         console.print(events)
 
 

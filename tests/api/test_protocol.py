@@ -209,3 +209,21 @@ async def test_artifacts_are_served_by_range(
     stale = await client.get(url, headers={"Range": "bytes=0-3", "If-Range": '"other"'})
     assert stale.status_code == 200 and stale.content == PNG
     assert (await PgEventStore(pool).run_version(uuid.UUID(run_id))) == 3
+
+
+async def test_a_run_with_a_parked_event_still_reads_and_its_history_says_why(
+    http: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    """An undecodable event in a run's history (parked by the followers) never turns the
+    run document into a 500: the row is the answer; the history names the problem."""
+    run_id = await new_run(http)
+    queries = RunQueries(pool)
+    await wait_until(lambda: queries.get_run(run_id), what="the queued run projected")
+    await pool.fetchval(
+        "SELECT runledger_append($1::uuid[], $2::bigint[], $3::text[], $4::bytea[], $5::text)",
+        [run_id], [2], ["runledger:Run.Started"], [b"\xff not json"], "5s")
+    response = await http.get(f"/runs/{run_id}")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "queued"
+    body = assert_problem(await http.get(f"/runs/{run_id}/events"), 500)
+    assert body["type"].endswith("event-undecodable") and "cannot be decoded" in body["detail"]

@@ -5,6 +5,7 @@ written straight into the log."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -14,12 +15,13 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from ledger.aio import Backoff
 from ledger.codec import RecordedEvent
 from ledger.settings import load_settings
 from ledger.store import PgEventStore
 from ledger.streams import RELAY_MARKER, stream_key
 from projections import runs, steps
-from projections.follower import Follower
+from projections.follower import Follower, ReadModel
 from projections.parking import parked_counts, parked_events
 from projections.rebuild import READ_MODELS, rebuild
 from projections.relay import RedisRelay
@@ -82,8 +84,11 @@ async def test_a_failing_event_is_parked_and_the_rest_of_its_batch_applied_once(
     assert (await parked_events(pool))[0]["attempts"] == 4
 
     flaky.broken = False
-    result = await retry_parked(pool, [flaky.follower()])
-    assert result.cleared == [("flaky", position)] and result.parked == []
+    # Two operators retry at once: the event is applied once (``applied``'s primary key
+    # would refuse a second time), by whichever claimed the parked row first.
+    results = await asyncio.gather(*(retry_parked(pool, [flaky.follower()]) for _ in "ab"))
+    assert [c for r in results for c in r.cleared] == [("flaky", position)]
+    assert [p for r in results for p in r.parked] == []
     assert await parked_events(pool) == []
     assert {r[0] for r in await pool.fetch("SELECT notification_id FROM applied")} == everything
 
@@ -223,3 +228,95 @@ async def test_the_relay_marker_moves_past_a_parked_event(
         await wait_for_position(pool, "relay")
     assert "lost data" not in caplog.text
     assert await parked_counts(pool) == {"relay": 1}
+
+
+async def test_redis_out_of_memory_is_waited_out_never_parked(
+    pool: asyncpg.Pool, database_url: str, redis_url: str, redis: aioredis.Redis,
+    store: PgEventStore, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OOM (noeviction) says something about Redis, not about the event: the relay backs off
+    until Redis takes writes again — no event parked, no follower dying and restarting —
+    and the runs written meanwhile are relayed."""
+    caplog.set_level(logging.WARNING, logger="projections")
+    settings = load_settings(ProjectorSettings, database_url=database_url, redis_url=redis_url,
+                             projector_poll_interval_seconds=0.2, follower_apply_retries=1,
+                             follower_retry_base_seconds=0.01)
+    before = await redis.config_get("maxmemory*")
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projector(settings, stop), name="test-projector")
+    try:
+        first = await write_runs(store, 1, seed=3)
+        await wait_until(lambda: _stream_has(redis, first[0].id, first[0].version),
+                         what="the relay running (its marker set)")
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", 1)
+        written = await write_runs(store, 3, seed=4)
+
+        async def refused_repeatedly() -> bool:
+            # Four failed attempts: past the point where a content error would be parked
+            # (one try and one retry here).
+            return sum("maxmemory" in r.getMessage() for r in caplog.records) >= 4
+
+        await wait_until(refused_repeatedly, within=30,
+                         what="the relay's writes refused again and again")
+        assert await parked_events(pool) == []
+        await redis.config_set("maxmemory", 0)
+        for run in written:
+            await wait_until(lambda r=run: _stream_has(redis, r.id, r.version),
+                             what="the runs relayed once Redis takes writes again")
+    finally:
+        await redis.config_set("maxmemory", before.get("maxmemory", "0"))
+        await redis.config_set("maxmemory-policy", before.get("maxmemory-policy", "noeviction"))
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    assert await parked_events(pool) == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_events_after_a_parked_event_of_their_run_park_at_once(
+    pool: asyncpg.Pool, database_url: str, store: PgEventStore
+) -> None:
+    """Once a run's queued event is parked, its later events cannot apply (no row): they
+    are parked on their first failure instead of stalling the follower with retries."""
+    poison = new_run("poison")
+    poison.start(worker="w-1", browser={})
+    events = poison.collect_events()
+    await append_raw(pool, poison.id, 1, "queued", UNDECODABLE)
+    await store.append(events[1:], expected_version=1)
+    written = await write_runs(store, 2, seed=5)
+    async with running(runs.MODEL.follower(), pool, database_url) as runner:
+        runner.retry = Backoff(retries=3, base_seconds=5.0)  # a stall would time the test out
+        await wait_for_position(pool, runs.NAME, within=10)
+    parked = {p["notification_id"]: p for p in await parked_events(pool, follower=runs.NAME)}
+    assert [(p["event_type"], p["attempts"]) for p in parked.values()] == [
+        ("queued", 1), ("started", 1)]
+    assert {r["id"] for r in await table_rows(pool, "runs")} == {w.id for w in written}
+
+
+async def test_a_runs_event_retried_after_later_ones_still_counts(
+    pool: asyncpg.Pool, database_url: str, store: PgEventStore
+) -> None:
+    """The ``runs`` fold ignores an event older than the row: a parked ``started`` retried
+    after its run's later events were applied is folded with the run's whole history."""
+    run = new_run("late")
+    advance(run, "passed", steps=2)
+    await store.save(run)
+    broken = True
+
+    async def flaky_apply(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        if broken and any(e.type == "started" for e in events):
+            raise ValueError("cannot handle started")
+        await runs.apply(conn, events)
+
+    model = ReadModel(runs.NAME, runs.TABLES, flaky_apply, reapply=runs.refold)
+    async with running(model.follower(), pool, database_url) as runner:
+        runner.retry = Backoff(retries=0)
+        await wait_for_position(pool, runs.NAME)
+    [row] = await table_rows(pool, "runs")
+    assert row["started_at"] is None and row["worker"] is None  # started is parked
+    broken = False
+    result = await retry_parked(pool, [model.follower()])
+    assert [c[0] for c in result.cleared] == [runs.NAME] and result.parked == []
+    [row] = await table_rows(pool, "runs")
+    assert row["worker"] == "w-1" and row["started_at"] is not None
+    assert row["status"] == "passed" and row["version"] == run.version
