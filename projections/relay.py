@@ -340,26 +340,26 @@ def _unavailable(exc: BaseException) -> bool:
         str(exc).split(" ", 1)[0] in _STATE_CODES)
 
 
+def _translated(exc: BaseException, what: str) -> Exception:
+    """The follower's error for a failed Redis call: retried when Redis is unavailable (or
+    in a state that passes), else a refusal of ``what``."""
+    if _unavailable(exc):
+        return RelayUnavailable(f"Redis unavailable: {exc}")
+    return FollowerError(NAME, -1, f"Redis refused {what}: {exc}")
+
+
 async def _execute(pipe: Any) -> list[Any]:
     try:
         return list(await pipe.execute(raise_on_error=False))
-    except redis_errors.RedisError as exc:
-        if _unavailable(exc):
-            raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
-        raise FollowerError(NAME, -1, f"Redis refused a pipeline: {exc}") from exc
-    except OSError as exc:
-        raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
+    except (redis_errors.RedisError, OSError) as exc:
+        raise _translated(exc, "a pipeline") from exc
 
 
 async def _call(awaitable: Any) -> Any:
     try:
         return await awaitable
-    except redis_errors.RedisError as exc:
-        if _unavailable(exc):
-            raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
-        raise FollowerError(NAME, -1, f"Redis refused: {exc}") from exc
-    except OSError as exc:
-        raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
+    except (redis_errors.RedisError, OSError) as exc:
+        raise _translated(exc, "a command") from exc
 
 
 def _check(results: Sequence[Any]) -> None:
