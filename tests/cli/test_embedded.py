@@ -109,10 +109,13 @@ def test_guardian_exits_when_its_server_dies(tmp_path: Path) -> None:
 
 
 _ORPHANING_PARENT = textwrap.dedent("""
-    import sys, threading
+    import signal, sys, threading
     from pathlib import Path
     from runledger.embedded import start_postgres, start_valkey
 
+    # As in a terminal: Ctrl-C interrupts. (A shell without job control starts background
+    # commands with SIGINT ignored, and Python then keeps it ignored.)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     base = Path(sys.argv[1])
     postgres = start_postgres(base / "postgres", ephemeral=True)
     valkey = start_valkey(base / "valkey", ephemeral=True)
