@@ -95,6 +95,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+#: what a character the ledger cannot store becomes (U+FFFD REPLACEMENT CHARACTER)
+REPLACEMENT = "\ufffd"
+
+
 def recordable(text: str) -> str:
     """``text`` as a step event may hold it: NUL and the other C0 controls except tab and
     newline become U+FFFD (``\\r\\n`` becomes ``\\n`` first), a lone surrogate becomes
@@ -106,7 +110,7 @@ def recordable(text: str) -> str:
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     if "\r\n" in text:
         text = text.replace("\r\n", "\n")
-    return _CONTROL.sub("\ufffd", text)
+    return _CONTROL.sub(REPLACEMENT, text)
 
 
 class Run(Aggregate):

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-REPLACEMENT = "\ufffd"
+from ledger.domain import REPLACEMENT
+
 BIGINT_MAX = 2**63 - 1
 BIGINT_MIN = -(2**63)
 

@@ -5,7 +5,7 @@ carry NULs (PostgreSQL refuses them in ``text`` and ``jsonb``), other control ch
 lone surrogates (not UTF-8 at all: the event could not even be serialised) and megabytes.
 ``bound_step`` is applied once, where a ``StepResult`` is built (``session``):
 
-* ``clean`` (``ledger.domain.recordable``): NUL and the other C0 controls except tab and
+* ``ledger.domain.recordable``: NUL and the other C0 controls except tab and
   newline become U+FFFD (``\\r\\n`` becomes ``\\n`` first); a lone surrogate becomes U+FFFD,
   a split pair is joined.
 * ``clip``: a string over its byte budget (bytes as serialised: UTF-8 with JSON escapes) is
@@ -28,7 +28,6 @@ import orjson
 
 from ledger.domain import STEP_BUDGETS, STEP_LOCATOR_BYTES, StepResult, recordable
 
-REPLACEMENT = "\ufffd"
 MARKER = "… [truncated {} bytes]"
 #: room the marker takes (the count has at most 8 digits under any budget here)
 _MARKER_ROOM = len(MARKER.format(10**8).encode())
@@ -48,11 +47,6 @@ _KEPT = ("locator", "memory", "error_kind", "heal")
 _MEMORY_KEYS = ("key", "result", "locator", "reliability")
 
 
-def clean(text: str) -> str:
-    """``text`` with control characters and lone surrogates replaced by U+FFFD."""
-    return recordable(text)
-
-
 def size(value: Any) -> int:
     """Bytes of ``value`` serialised as the event store does (cleaned values only)."""
     return len(orjson.dumps(value))
@@ -61,7 +55,7 @@ def size(value: Any) -> int:
 def clip(text: str, budget: int) -> str:
     """``text`` cleaned and, when it serialises to more than ``budget`` bytes, cut with a
     marker saying how many bytes (UTF-8) were cut off."""
-    text = clean(text)
+    text = recordable(text)
     if size(text) <= budget:
         return text
     keep = max(budget - 2 - _MARKER_ROOM, 0)
@@ -115,7 +109,7 @@ def details(found: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = tree({k: v for k, v in found.items() if k != "memory"})
     instruction = None
     if isinstance(memory, dict):
-        instruction = clean(str(memory.get("instruction", "")))
+        instruction = recordable(str(memory.get("instruction", "")))
         out["memory"] = tree({k: memory[k] for k in _MEMORY_KEYS if k in memory})
     budget = STEP_BUDGETS["details"]
     for key in (*_DROPPABLE, *[k for k in out if k not in _KEPT], "heal"):
@@ -135,7 +129,7 @@ def details(found: dict[str, Any]) -> dict[str, Any]:
 def bound_step(result: StepResult) -> StepResult:
     """``result`` as it may be recorded: every string cleaned, every part within budget."""
     found = details(result.details)
-    instruction = clean(result.instruction)
+    instruction = recordable(result.instruction)
     room = STEP_BUDGETS["instruction"]
     memory = found.get("memory")
     if isinstance(memory, dict) and "instruction" in memory:
@@ -157,4 +151,4 @@ def bound_step(result: StepResult) -> StepResult:
     )
 
 
-__all__ = ["MARKER", "REPLACEMENT", "bound_step", "clean", "clip", "details", "size", "tree"]
+__all__ = ["MARKER", "bound_step", "clip", "details", "size", "tree"]

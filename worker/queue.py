@@ -75,7 +75,11 @@ def translate(exc: BaseException) -> QueueError:
         exc, rex.ConnectionError | rex.TimeoutError | rex.ReadOnlyError | OSError | TimeoutError
     ):
         return QueueUnavailable(f"Redis unavailable: {exc}")
-    if isinstance(exc, rex.ResponseError) and str(exc).startswith("NOGROUP"):
+    # Valkey answers a read on a deleted or flushed queue with NOGROUP; Redis 7 wakes a read
+    # blocked on it with "UNBLOCKED the stream key no longer exists". Same meaning: the group
+    # is gone and is re-created.
+    if isinstance(exc, rex.ResponseError) and (
+            str(exc).startswith("NOGROUP") or "no longer exists" in str(exc)):
         return GroupMissing(f"consumer group {WORKER_GROUP} on {QUEUE} is missing: {exc}")
     return QueueError(f"Redis command failed: {exc}")
 

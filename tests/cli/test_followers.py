@@ -13,13 +13,12 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from ledger.settings import load_settings
 from ledger.store import PgEventStore
 from ledger.streams import stream_key
 from projections.parking import parked_counts
-from projections.service import ProjectorSettings, run_projector
+from projections.service import run_projector
 from runledger.testing import log_head, wait_for_position
-from tests.projections.conftest import append_raw, new_run, write_runs
+from tests.projections.conftest import append_raw, new_run, projector_settings, write_runs
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +52,7 @@ async def test_list_retry_and_rebuild_with_parked_events(
     store = PgEventStore(pool)
     blocked = new_run("blocked")
     await redis.set(stream_key(blocked.id), "in the way")  # the relay's XADD gets WRONGTYPE
-    settings = load_settings(ProjectorSettings, database_url=database_url, redis_url=redis_url,
-                             projector_poll_interval_seconds=0.2, follower_apply_retries=0)
+    settings = projector_settings(database_url, redis_url, follower_apply_retries=0)
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop), name="test-projector")
     try:

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.codec import MAX_EVENT_BYTES
 from ledger.definition import parse_steps, parse_test
-from ledger.domain import STEP_BUDGETS, Run, StepResult
+from ledger.domain import STEP_BUDGETS, Run, StepResult, recordable
 from ledger.errors import InvalidDefinition
 from projections.locator_memory import normalise_instruction
 from worker import bounds
@@ -31,8 +31,8 @@ pytestmark = pytest.mark.unit
     ],
 )
 def test_clean_replaces_controls_and_lone_surrogates(raw: str, clean: str) -> None:
-    assert bounds.clean(raw) == clean
-    orjson.dumps(bounds.clean(raw))  # valid UTF-8 now
+    assert recordable(raw) == clean
+    orjson.dumps(recordable(raw))  # valid UTF-8 now
 
 
 @pytest.mark.parametrize("unit", ["a", "é", "李", "😀", '"', "\n", POISON])
@@ -44,7 +44,7 @@ def test_clip_counts_bytes_and_marks_the_cut(unit: str) -> None:
     assert clipped.endswith(" bytes]") and "… [truncated " in clipped
     cut = int(clipped.rsplit("truncated ", 1)[1].split()[0])
     kept = clipped[: clipped.index("… [truncated")]
-    assert cut == len(bounds.clean(text).encode()) - len(kept.encode())
+    assert cut == len(recordable(text).encode()) - len(kept.encode())
     assert bounds.clip("short", 1000) == "short"
 
 

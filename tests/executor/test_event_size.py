@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from ledger.codec import MAX_EVENT_BYTES
 from ledger.definition import Action, instruction_bytes, parse_test
+from ledger.domain import recordable
 from ledger.errors import InvalidDefinition
 from projections.locator_memory import normalise_instruction
-from worker import bounds
 from worker.agent.session import recall_texts
 
 from .sizes import encoded_step_event, worst_result
@@ -74,7 +74,7 @@ def test_a_definition_is_refused_or_its_step_events_fit(steps: list[dict[str, An
 @given(instruction=_text(2000, 1), value=st.one_of(st.none(), _text(40), _text(2000)))
 def test_the_definition_bound_covers_the_memory_copy(instruction: str, value: str | None
                                                      ) -> None:
-    cleaned, clean_value = bounds.clean(instruction), bounds.clean(value) if value else value
+    cleaned, clean_value = recordable(instruction), recordable(value) if value else value
     copy = len(orjson.dumps(normalise_instruction(cleaned, clean_value)))
     own = len(orjson.dumps(cleaned))
     assert own + copy <= instruction_bytes(instruction, value)

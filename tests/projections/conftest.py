@@ -164,3 +164,15 @@ async def append_raw(
 def encoded(store: PgEventStore, event: Any) -> bytes:
     """``event``'s stored bytes as the store would write them."""
     return store.encode([event])[3][0]
+
+
+def projector_settings(database_url: str, redis_url: str, **overrides: Any) -> Any:
+    """Projector settings for tests: quick polls, and a failing event parked after one
+    quick retry (override to taste)."""
+    from ledger.settings import load_settings
+    from projections.service import ProjectorSettings
+
+    fast = {"projector_poll_interval_seconds": 0.2, "follower_apply_retries": 1,
+            "follower_retry_base_seconds": 0.01}
+    return load_settings(ProjectorSettings, database_url=database_url, redis_url=redis_url,
+                         **{**fast, **overrides})

@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 
 from ledger.aio import Backoff
 from ledger.codec import RecordedEvent
-from ledger.settings import load_settings
 from ledger.store import PgEventStore
 from ledger.streams import RELAY_MARKER, stream_key
 from projections import runs, steps
@@ -26,10 +25,19 @@ from projections.parking import parked_counts, parked_events
 from projections.rebuild import READ_MODELS, rebuild
 from projections.relay import RedisRelay
 from projections.retry import retry_parked
-from projections.service import ProjectorSettings, retry_parked_events, run_projector
+from projections.service import retry_parked_events, run_projector
 from runledger.testing import follower_position, log_head, wait_for_position, wait_until
 
-from .conftest import advance, append_raw, encoded, new_run, running, table_rows, write_runs
+from .conftest import (
+    advance,
+    append_raw,
+    encoded,
+    new_run,
+    projector_settings,
+    running,
+    table_rows,
+    write_runs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -97,9 +105,7 @@ async def test_an_undecodable_row_is_parked_by_every_follower_and_the_pipeline_f
     pool: asyncpg.Pool, database_url: str, redis_url: str, redis: aioredis.Redis,
     store: PgEventStore,
 ) -> None:
-    settings = load_settings(ProjectorSettings, database_url=database_url, redis_url=redis_url,
-                             projector_poll_interval_seconds=0.2, follower_apply_retries=1,
-                             follower_retry_base_seconds=0.01)
+    settings = projector_settings(database_url, redis_url)
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop), name="test-projector")
     try:
@@ -138,9 +144,7 @@ async def test_a_write_redis_refuses_is_parked_by_the_relay_and_retried_after_a_
     pool: asyncpg.Pool, database_url: str, redis_url: str, redis: aioredis.Redis,
     store: PgEventStore,
 ) -> None:
-    settings = load_settings(ProjectorSettings, database_url=database_url, redis_url=redis_url,
-                             projector_poll_interval_seconds=0.2, follower_apply_retries=1,
-                             follower_retry_base_seconds=0.01)
+    settings = projector_settings(database_url, redis_url)
     blocked = new_run("blocked")
     # Something else owns the stream's key: Redis answers WRONGTYPE to every XADD.
     await redis.set(stream_key(blocked.id), "in the way")
@@ -238,9 +242,7 @@ async def test_redis_out_of_memory_is_waited_out_never_parked(
     until Redis takes writes again — no event parked, no follower dying and restarting —
     and the runs written meanwhile are relayed."""
     caplog.set_level(logging.WARNING, logger="projections")
-    settings = load_settings(ProjectorSettings, database_url=database_url, redis_url=redis_url,
-                             projector_poll_interval_seconds=0.2, follower_apply_retries=1,
-                             follower_retry_base_seconds=0.01)
+    settings = projector_settings(database_url, redis_url)
     before = await redis.config_get("maxmemory*")
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop), name="test-projector")

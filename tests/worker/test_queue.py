@@ -9,11 +9,12 @@ import uuid
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis import exceptions as rex
 
 from ledger.streams import DEAD, QUEUE, WORKER_GROUP
 from tests.worker.conftest import wait_until
-from worker.errors import MalformedJob, QueueUnavailable, StartupError
-from worker.queue import Job, RedisRunQueue
+from worker.errors import GroupMissing, MalformedJob, QueueUnavailable, StartupError
+from worker.queue import Job, RedisRunQueue, translate
 
 
 def make_queue(redis: aioredis.Redis, name: str, idle: float = 0.2) -> RedisRunQueue:
@@ -166,3 +167,12 @@ async def test_unreachable_redis_is_queue_unavailable() -> None:
             await make_queue(client, "a").ping()
     finally:
         await client.aclose()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("answer", [
+    "NOGROUP No such key 'runs:queue' or consumer group 'run-workers'",  # Valkey, Redis 6
+    "UNBLOCKED the stream key no longer exists",  # Redis 7, a blocked read on a flushed key
+])
+def test_a_vanished_queue_means_the_group_is_missing(answer: str) -> None:
+    assert isinstance(translate(rex.ResponseError(answer)), GroupMissing)

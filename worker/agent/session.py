@@ -29,6 +29,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from ledger.artifacts import ArtifactOwner, ArtifactStore
 from ledger.definition import Step
+from ledger.domain import recordable
 from projections.locator_memory import MemoryEntry, memory_key, normalise_instruction
 from worker import bounds
 from worker.agent.actions import StepContext, browser_gone, explain, goto, perform
@@ -328,14 +329,14 @@ def memory_info(step: Step, action: str, url: str) -> dict[str, Any]:
     """What ``details.memory`` starts as: the key the step is remembered under, and its
     instruction as memory stores it (the reader looks entries up by it, ``recall_texts``)."""
     instruction, value = recall_texts(step)
-    return {"key": memory_key(bounds.clean(url), action, instruction, value),
+    return {"key": memory_key(recordable(url), action, instruction, value),
             "instruction": normalise_instruction(instruction, value), "result": "none"}
 
 
 def recall_texts(step: Step) -> tuple[str, str | None]:
     """The step's instruction and value as locator memory sees them: cleaned, so that a
     control character or lone surrogate can neither break the key nor reach PostgreSQL."""
-    return bounds.clean(step.instruction), bounds.clean(step.value) if step.value else step.value
+    return recordable(step.instruction), recordable(step.value) if step.value else step.value
 
 
 def _ms_since(began: float) -> int:
