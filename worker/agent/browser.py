@@ -128,12 +128,13 @@ class ChromiumHost:
                 await asyncio.shield(playwright.stop())
 
     @contextlib.asynccontextmanager
-    async def context(self) -> AsyncIterator[tuple[BrowserContext, Lease]]:
-        """A fresh 1280x720 context for one run, closed afterwards whatever happens."""
+    async def context(self, **options: Any) -> AsyncIterator[tuple[BrowserContext, Lease]]:
+        """A fresh 1280x720 context for one run, closed afterwards whatever happens;
+        ``options`` go to Playwright's ``new_context`` (the run's egress ``proxy``)."""
         lease = await self._acquire()
         try:
             try:
-                context = await lease.browser.new_context(viewport=VIEWPORT)
+                context = await lease.browser.new_context(viewport=VIEWPORT, **options)
             except PlaywrightError as exc:
                 lease.retired = True
                 raise ExecutorError(f"could not open a browser context: {exc}",
