@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from ledger.navigation import NavigationConfig
 from ledger.settings import DatabaseSettings, RedisSettings
 
 
@@ -18,7 +19,7 @@ def _split(value: Any) -> Any:
     return value
 
 
-class ApiSettings(DatabaseSettings, RedisSettings):
+class ApiSettings(DatabaseSettings, RedisSettings, NavigationConfig):
     """``runledger api``. Without ``API_KEYS`` every route is open (a warning is logged)."""
 
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(

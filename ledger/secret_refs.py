@@ -43,3 +43,15 @@ def malformed(text: str | None) -> str | None:
 def substitute(text: str, value_of: Callable[[str], str]) -> str:
     """``text`` with each reference replaced by ``value_of(NAME)``."""
     return REFERENCE.sub(lambda m: value_of(m.group(1).upper()), text)
+
+
+def check(text: str | None, *, url: bool = False) -> None:
+    """Raise ``ValueError`` for a malformed reference, or (``url``) a reference outside a
+    URL's query string, where it would change where the browser goes."""
+    bad = malformed(text)
+    if bad is not None:
+        raise ValueError(f"{bad!r} is not a secret reference: write {{{{secrets.NAME}}}} "
+                         "(letters, digits and underscores)")
+    if url and text and REFERENCE.search(text.split("?", 1)[0]):
+        raise ValueError("a {{secrets.NAME}} reference may only appear in the URL's query "
+                         "string")
