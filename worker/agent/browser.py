@@ -29,6 +29,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
+from worker.agent.sandbox import EGRESS_ARGS, use_sandbox
 from worker.agent.settings import ExecutorConfig
 from worker.errors import BrowserUnavailable, ExecutorError
 
@@ -180,7 +181,8 @@ class ChromiumHost:
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=str(self.executable), headless=True,
-                args=["--disable-dev-shm-usage", "--disable-gpu", self.tag],
+                args=["--disable-dev-shm-usage", "--disable-gpu", self.tag, *EGRESS_ARGS],
+                chromium_sandbox=use_sandbox(self._config.chromium_sandbox, self.executable),
             )
         except PlaywrightError as exc:
             raise BrowserUnavailable(
