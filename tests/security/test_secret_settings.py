@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -54,6 +55,13 @@ def test_redaction_covers_encodings_and_nesting() -> None:
         == {"url": "http://h/?p={{secrets.PW}}",
             "list": ["say {{secrets.PW}}", ("{{secrets.PW}}",)]}
 
+
+
+def test_a_secret_in_a_url_reaches_the_server_as_written() -> None:
+    token = "p@ss w!rd&x=1+2#3"
+    url = RunSecrets({"TOKEN": SecretStr(token)}).reveal(
+        "http://h/?t={{secrets.TOKEN}}&u=1", url=True)
+    assert parse_qs(urlsplit(url).query) == {"t": [token], "u": ["1"]}
 
 async def test_the_llm_plug_in_sees_references_not_values() -> None:
     seen: list[AdviceRequest] = []

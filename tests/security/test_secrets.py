@@ -93,3 +93,22 @@ async def test_a_page_showing_a_secret_gets_no_screenshot(
     [result] = sink.results
     assert result.artifacts == []
     assert result.details["screenshot"] == "withheld: the page shows a secret or masked value"
+
+
+async def test_a_secret_in_a_url_is_encoded_whole_and_recorded_as_its_reference(
+    site: str, make_executor: MakeExecutor,
+) -> None:
+    # Typed raw, Chromium would keep "@" and "!" and turn the space into %20: a spelling of
+    # the value no redaction variant matched, so the step's URL carried it.
+    token = "p@ss w!rd&x=1"
+    executor = make_executor(secret_values={"TOKEN": SecretStr(token)})
+    steps = [{"action": "navigate", "instruction": "Open the login page",
+              "target": "/login.html?t={{secrets.TOKEN}}"}]
+    sink = RecordingSink()
+    outcome = await executor.execute(make_job(f"{site}/login.html", steps), sink)
+    assert outcome.status == "passed", outcome.error
+    assert sink.results[0].url.endswith("/login.html?t={{secrets.TOKEN}}")
+    recorded = _recorded(sink)
+    for spelling in (token, "p@ss%20w!rd", "p%40ss%20w%21rd%26x%3D1", "ss w!rd"):
+        assert spelling.encode() not in recorded, spelling
+

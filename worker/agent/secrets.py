@@ -93,9 +93,14 @@ class RunSecrets:
             found += [n for n in secret_refs.names(text) if n not in found]
         return found
 
-    def reveal(self, text: str) -> str:
+    def reveal(self, text: str, *, url: bool = False) -> str:
         """``text`` with its references replaced by their values; ``UnknownSecret`` naming
-        the first one this worker lacks (nothing is typed then)."""
+        the first one this worker lacks (nothing is typed then).
+
+        In a ``url`` each value is percent-encoded whole: a raw ``&``, ``#`` or ``+`` would
+        change what the server reads, and Chromium re-encodes a raw value its own way (``@``
+        kept, a space as ``%20``), a spelling ``redact`` would not recognise in the page's
+        URL."""
         for name in secret_refs.names(text):
             if name not in self._values:
                 raise UnknownSecret(
@@ -106,7 +111,11 @@ class RunSecrets:
             self._mask(self._values[name].get_secret_value(), secret_refs.reference(name))
             if name not in self.used:
                 self.used.append(name)
-        return secret_refs.substitute(text, lambda n: self._values[n].get_secret_value())
+        def value_of(name: str) -> str:
+            value = self._values[name].get_secret_value()
+            return quote(value, safe="") if url else value
+
+        return secret_refs.substitute(text, value_of)
 
     def mask(self, value: str) -> None:
         """Show ``value`` (typed without a reference) as ``***`` from now on."""

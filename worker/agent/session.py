@@ -183,7 +183,7 @@ class RunSession:
         worker lacks); a literal typed into a password field masked from now on, with a
         warning. (Its trace is kept: the value is in the test definition already, which
         is what the warning says to fix.)"""
-        revealed = self._secrets.reveal(value)
+        revealed = self._secrets.reveal(value, url=element is None)
         if element is None or revealed != value or not value or not await _is_password(element):
             return revealed
         self._secrets.mask(value)
