@@ -3,6 +3,7 @@ unknown secret fails its step naming it; a password typed without a reference is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import orjson
@@ -112,3 +113,24 @@ async def test_a_secret_in_a_url_is_encoded_whole_and_recorded_as_its_reference(
     for spelling in (token, "p@ss%20w!rd", "p%40ss%20w%21rd%26x%3D1", "ss w!rd"):
         assert spelling.encode() not in recorded, spelling
 
+
+
+async def test_no_log_line_carries_a_secret_from_the_page_url(
+    site: str, make_executor: MakeExecutor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The consent banner's dismissal is logged with the page's URL, which here carries a
+    # revealed secret in its query string.
+    executor = make_executor(screenshots="off",
+                             secret_values={"TOKEN": SecretStr("tok-in-the-query")})
+    steps = [
+        {"action": "navigate", "instruction": "Open the news"},
+        {"action": "click", "instruction": "Click 'Continue reading'"},
+    ]
+    sink = RecordingSink()
+    with caplog.at_level(logging.DEBUG):
+        outcome = await executor.execute(
+            make_job(f"{site}/consent.html?t={{{{secrets.TOKEN}}}}", steps), sink)
+    assert outcome.status == "passed", outcome.error
+    assert [p for r in sink.results for p in r.details.get("popups", [])]
+    assert "consent banner" in caplog.text
+    assert "tok-in-the-query" not in caplog.text
