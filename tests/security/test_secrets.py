@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
 from pydantic import SecretStr
 
+from runledger.testing import local_site
 from worker.agent import AgentExecutor
 
 from ..executor.conftest import RecordingSink, make_job
@@ -134,3 +136,42 @@ async def test_no_log_line_carries_a_secret_from_the_page_url(
     assert [p for r in sink.results for p in r.details.get("popups", [])]
     assert "consent banner" in caplog.text
     assert "tok-in-the-query" not in caplog.text
+
+
+SHADOW_PAGE = """<!doctype html><title>Key</title>
+<label>Key <input type="password" id="key"></label>
+<key-preview></key-preview>
+<p id="loud" style="text-transform: uppercase"></p>
+<script>
+customElements.define('key-preview', class extends HTMLElement {
+  connectedCallback() {
+    const root = this.attachShadow({mode: 'open'});
+    root.innerHTML = '<span>Preview: <input readonly></span>';
+  }
+});
+document.getElementById('key').addEventListener('input', e => {
+  document.querySelector('key-preview').shadowRoot.querySelector('input').value =
+    e.target.value;
+  if (location.hash === '#loud') document.getElementById('loud').textContent = e.target.value;
+});
+</script>"""
+
+
+@pytest.mark.parametrize("where", ["shadow", "loud"])
+async def test_a_secret_shown_in_a_shadow_root_or_restyled_withholds_the_screenshot(
+    make_executor: MakeExecutor, tmp_path: Path, where: str,
+) -> None:
+    # A password field whose value the page previews inside a web component's shadow root
+    # (which document.innerText does not reach) or in upper case (which innerText reports
+    # transformed): both show the secret on screen.
+    (tmp_path / "key.html").write_text(SHADOW_PAGE)
+    executor = make_executor(secret_values={"KEY": SecretStr("lower-case-key")})
+    steps = [{"action": "fill", "instruction": "Fill 'Key'", "value": "{{secrets.KEY}}"}]
+    sink = RecordingSink()
+    with local_site(tmp_path) as url:
+        suffix = "#loud" if where == "loud" else ""
+        outcome = await executor.execute(make_job(f"{url}/key.html{suffix}", steps), sink)
+    assert outcome.status == "passed", outcome.error
+    [result] = sink.results
+    assert result.artifacts == []
+    assert result.details["screenshot"] == "withheld: the page shows a secret or masked value"

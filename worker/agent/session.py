@@ -394,10 +394,20 @@ def recall_texts(step: Step) -> tuple[str, str | None]:
     return recordable(step.instruction), recordable(step.value) if step.value else step.value
 
 
+#: Raw ``textContent`` besides ``innerText``, which reports CSS ``text-transform``'s result
+#: (an upper-cased secret would not match); and every open shadow root, which neither
+#: reaches from the document (a web component previewing a password field).
 SHOWS_VALUE_JS = """values => {
-  const seen = [document.title, document.documentElement ? document.documentElement.innerText : ''];
-  for (const e of document.querySelectorAll('input, textarea, select'))
-    if (e.type !== 'password') seen.push(e.value || '');
+  const root = document.documentElement;
+  const seen = [document.title, root ? root.innerText : '', root ? root.textContent : ''];
+  const visit = scope => {
+    for (const e of scope.querySelectorAll('*')) {
+      if (e.shadowRoot) { seen.push(e.shadowRoot.textContent || ''); visit(e.shadowRoot); }
+      if (['INPUT', 'TEXTAREA', 'SELECT'].includes(e.tagName) && e.type !== 'password')
+        seen.push(e.value || '');
+    }
+  };
+  visit(document);
   const text = seen.join('\\n');
   return values.some(v => text.includes(v));
 }"""
