@@ -132,3 +132,14 @@ def test_the_throttle_forgets_failures_leaving_the_window() -> None:
 ])
 def test_host_allowed(header: str | None, ok: bool) -> None:
     assert host_allowed(header, ()) is ok
+
+
+@pytest.mark.parametrize(("header", "allowed"), [
+    ("[2001:db8::1]:8000", "[2001:db8::1]"), ("[2001:db8::1]", "2001:0db8:0:0::1"),
+    ("10.0.0.5:8000", "10.0.0.5"), ("api.example.:443", "API.Example."),
+    ("a.api.example", "*.api.example"),
+])
+def test_allowed_hosts_entries_match_however_they_are_written(header: str, allowed: str) -> None:
+    # ALLOWED_HOSTS=[2001:db8::1] (written as in a URL) matched no Host header at all.
+    assert host_allowed(header, (allowed,))
+    assert not host_allowed("[2001:db8::2]", (allowed,))
