@@ -8,6 +8,7 @@ they are asked.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -160,4 +161,27 @@ async def test_connect_is_judged_on_the_address_however_it_is_spelled(
         answer = await _exchange(proxy, f"CONNECT {authority} HTTP/1.1\r\n\r\n".encode())
         assert answer.startswith(b"HTTP/1.1 403"), answer[:80]
         assert [r.reason for r in proxy.take()] == [reason]
+    assert target.seen == []
+
+
+class _Rebinding(EgressProxy):
+    """A resolver answering a public address and the blocked target together, as a
+    rebinding DNS server would."""
+
+    async def _resolve(self, name: str, port: int, url: str | None
+                       ) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        return [ipaddress.ip_address("93.184.216.34"), ipaddress.ip_address("127.0.0.2")]
+
+
+async def test_a_name_with_one_blocked_answer_among_public_ones_is_refused(
+    servers: tuple[Server, Server],
+) -> None:
+    _site, target = servers
+    port = urlsplit(target.url).port
+    async with _Rebinding(_policy()) as proxy:
+        answer = await _exchange(proxy, f"CONNECT rebind.example:{port} HTTP/1.1\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 403")
+        [refusal] = proxy.take()
+        assert (refusal.host, refusal.address, refusal.reason) == (
+            "rebind.example", "127.0.0.2", "loopback")
     assert target.seen == []
