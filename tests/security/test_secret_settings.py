@@ -82,3 +82,14 @@ async def test_the_llm_plug_in_sees_references_not_values() -> None:
         snapshot='- textbox "Password": hunter22', candidates=["hunter22"]))
     [request] = seen
     assert "hunter22" not in repr(request) and "{{secrets.PW}}" in request.snapshot
+
+
+def test_a_value_cut_short_is_redacted_where_the_cut_text_ends() -> None:
+    secrets = RunSecrets({"KEY": SecretStr("key-0123456789")})
+    secrets.reveal("{{secrets.KEY}}")
+    assert secrets.redact("closest visible text: 'your key-01234'") == \
+        "closest visible text: 'your {{secrets.KEY}}'"
+    assert secrets.redact(["label key-0123", 'said "key-012…"']) == \
+        ["label {{secrets.KEY}}", 'said "{{secrets.KEY}}…"']
+    # Not at a cut, or too short to say: left alone.
+    assert secrets.redact("a key-0123 in a sentence, a key") == "a key-0123 in a sentence, a key"

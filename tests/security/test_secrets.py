@@ -175,3 +175,30 @@ async def test_a_secret_shown_in_a_shadow_root_or_restyled_withholds_the_screens
     [result] = sink.results
     assert result.artifacts == []
     assert result.details["screenshot"] == "withheld: the page shows a secret or masked value"
+
+
+async def test_a_secret_cut_short_in_a_recorded_text_is_still_redacted(
+    make_executor: MakeExecutor, tmp_path: Path,
+) -> None:
+    # A failed verify quotes the closest visible line cut at 200 characters: here the cut
+    # falls inside the secret the page echoes, leaving its first characters.
+    key = "key-0123456789abcdefghij"
+    line = "Saved settings for the account; the key you entered is " + "x" * 135 + " "
+    (tmp_path / "echo.html").write_text(
+        "<!doctype html><title>echo</title><label>Key <input id=k></label>"
+        "<p id=out></p><script>document.getElementById('k').addEventListener('input', "
+        f"e => {{ document.getElementById('out').textContent = {line!r} + e.target.value; }});"
+        "</script>")
+    assert len(line) < 200 < len(line) + len(key)
+    executor = make_executor(screenshots="off", secret_values={"KEY": SecretStr(key)})
+    steps = [
+        {"action": "fill", "instruction": "Fill 'Key'", "value": "{{secrets.KEY}}"},
+        {"action": "verify", "instruction": "Stored", "expected": line.strip().replace("Saved", "Stored")},
+    ]
+    sink = RecordingSink()
+    with local_site(tmp_path) as url:
+        outcome = await executor.execute(make_job(f"{url}/echo.html", steps), sink)
+    assert outcome.status == "failed" and outcome.error_step == 1
+    assert outcome.error and "closest visible text" in outcome.error
+    cut = key[: 200 - len(line)]
+    assert cut not in outcome.error and cut.encode() not in _recorded(sink)

@@ -16,6 +16,7 @@ Traces record typed values in their DOM snapshots, so a run that uses secrets re
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import replace
@@ -31,6 +32,8 @@ from worker.agent.llm import Advice, AdviceRequest, LocatorAdvisor
 
 ENV_PREFIX = "RUNLEDGER_SECRET_"
 MASK = "***"
+#: the fewest first characters of a value, cut short, that are still redacted
+MIN_CUT_CHARS = 4
 T = TypeVar("T")
 
 
@@ -83,6 +86,8 @@ class RunSecrets:
         self._values = values
         # value as it may appear (raw, URL-encoded, repr-escaped) -> what is shown instead
         self._masks: dict[str, str] = {}
+        # value -> its first characters where a cut text ends, and what is shown instead
+        self._cuts: dict[str, tuple[re.Pattern[str], str]] = {}
         self.used: list[str] = []
 
     @staticmethod
@@ -127,6 +132,12 @@ class RunSecrets:
         for variant in (value, quote(value, safe=""), quote(value), quote_plus(value),
                         repr(value)[1:-1]):
             self._masks.setdefault(variant, shown)
+        if len(value) > MIN_CUT_CHARS and value not in self._cuts:
+            # What the run records is often cut short (a quoted line at 200 characters, a
+            # label at 80): a value cut there leaves its first characters, just before the
+            # end of the text or the quote closing it.
+            prefixes = (re.escape(value[:n]) for n in range(len(value) - 1, MIN_CUT_CHARS - 1, -1))
+            self._cuts[value] = (re.compile(f"(?:{'|'.join(prefixes)})(?=$|['\"…])"), shown)
 
     @property
     def active(self) -> bool:
@@ -149,6 +160,8 @@ class RunSecrets:
             for secret in sorted(self._masks, key=len, reverse=True):
                 if secret in value:
                     value = value.replace(secret, self._masks[secret])
+            for pattern, shown in self._cuts.values():
+                value = pattern.sub(shown, value)
             return value
         if isinstance(value, dict):
             return {self._redact(k): self._redact(v) for k, v in value.items()}
