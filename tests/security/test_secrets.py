@@ -193,7 +193,8 @@ async def test_a_secret_cut_short_in_a_recorded_text_is_still_redacted(
     executor = make_executor(screenshots="off", secret_values={"KEY": SecretStr(key)})
     steps = [
         {"action": "fill", "instruction": "Fill 'Key'", "value": "{{secrets.KEY}}"},
-        {"action": "verify", "instruction": "Stored", "expected": line.strip().replace("Saved", "Stored")},
+        {"action": "verify", "instruction": "Stored",
+         "expected": line.strip().replace("Saved", "Stored")},
     ]
     sink = RecordingSink()
     with local_site(tmp_path) as url:
