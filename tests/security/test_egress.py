@@ -277,3 +277,18 @@ async def test_webrtc_sends_no_udp_around_the_proxy(make_executor: MakeExecutor)
             leaked = b""
         assert leaked == b"", "a STUN request went around the proxy"
         assert outcome.status == "passed", outcome.error  # ICE gathering finished
+
+
+@pytest.mark.parametrize("name", ["localhost.", "LocalHost"])
+async def test_a_blocked_navigation_is_named_however_its_host_is_written(
+    servers: tuple[str, Target], make_executor: MakeExecutor, name: str,
+) -> None:
+    site, _target = servers
+    executor = make_executor(navigation_policy="public", screenshots="off", traces="off")
+    sink = RecordingSink()
+    outcome = await executor.execute(
+        make_job(site.replace("127.0.0.1", name), [WAIT_DONE]), sink)
+    assert outcome.status == "failed"
+    assert outcome.error and "NAVIGATION_POLICY=public blocked navigation to localhost:" \
+        in outcome.error, outcome.error
+    assert sink.results[0].details["error_kind"] == "navigation-blocked"

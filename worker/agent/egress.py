@@ -409,4 +409,8 @@ def _host_port(url: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     default = 443 if parts.scheme in ("https", "wss") else 80
-    return parts.hostname, port if port is not None else default
+    try:  # as the proxy names it in its refusals: "localhost." is "localhost"
+        host = str(parse_host(parts.hostname))
+    except InvalidHost:
+        return None
+    return host, port if port is not None else default
