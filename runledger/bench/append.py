@@ -7,8 +7,8 @@ the same database in the same process, alternating, medians over rounds:
 * runledger — ``PgEventStore.append`` with domain events (encoding included);
 * floor — raw asyncpg calling the same ``runledger_append`` with pre-encoded rows;
 * client-side protocol — raw asyncpg issuing the protocol as separate statements
-  (BEGIN, SET LOCAL lock_timeout, LOCK TABLE, INSERT … RETURNING, NOTIFY, COMMIT);
-* no lock — raw asyncpg, same rows, without the table lock: what ordering costs;
+  (BEGIN, SET LOCAL lock_timeout, advisory lock, INSERT … RETURNING, NOTIFY, COMMIT);
+* no lock — raw asyncpg, same rows, without the appenders' lock: what ordering costs;
 * eventsourcing — the library's own PostgreSQL recorder (psycopg) saving the same events.
 """
 
@@ -157,7 +157,7 @@ async def measure_workload(
     async def client_protocol(batch: Batch) -> Any:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = '{lock}'")
-            await conn.execute("LOCK TABLE stored_events IN EXCLUSIVE MODE")
+            await conn.execute("SELECT pg_advisory_xact_lock(7312002)")
             rows = await conn.fetch(INSERT, *encoded[id(batch)])
             await conn.execute("NOTIFY runledger_events")
             return rows
