@@ -50,9 +50,6 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-# Time for a run's last writes (terminal event, acknowledgement, with retries) after its
-# executor hit RUN_TIMEOUT_SECONDS, before the drain gives up on it.
-DRAIN_GRACE_SECONDS = 30.0
 # Consumers silent this long (or 10 idle periods, if longer) and holding nothing are removed.
 PRUNE_AFTER_SECONDS = 3600.0
 
@@ -81,12 +78,14 @@ class Supervisor:
                 consumer=settings.redis_consumer_name,
                 max_deliveries=settings.max_deliveries,
                 run_timeout_seconds=settings.run_timeout_seconds,
+                claim_idle_seconds=settings.claim_idle_seconds,
             ),
             backoff=self._backoff,
         )
         self.recovery = StuckRunRecovery(
             queries, store, queue, timeout_seconds=settings.stuck_run_timeout_seconds,
             interval_seconds=settings.recovery_check_interval_seconds,
+            claim_idle_seconds=settings.claim_idle_seconds,
         )
         self.outcomes: collections.Counter[str] = collections.Counter()
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -133,7 +132,8 @@ class Supervisor:
     # -- consuming ------------------------------------------------------------------------
 
     async def _consume(self, stop: asyncio.Event) -> None:
-        drain_seconds = self._settings.run_timeout_seconds + DRAIN_GRACE_SECONDS
+        drain_seconds = (
+            self._settings.run_timeout_seconds + self._settings.run_finish_grace_seconds)
         try:
             async with asyncio.timeout(None) as deadline, asyncio.TaskGroup() as runs:
                 await self._read_until(stop, runs)
