@@ -287,7 +287,8 @@ class RunConsumer:
         if run_id in self._active:
             # A second job of a run this process is handling (the relay published twice):
             # the first job is acknowledged when the run ends.
-            log.info("Skipping duplicate job of run run_id=%s entry=%s", run_id, job.entry_id)
+            log.info("Skipping job: run is already handled here (a duplicate job) "
+                     "run_id=%s entry=%s", run_id, job.entry_id)
             await self._ack(job)
             return "skipped"
         self._active.add(run_id)

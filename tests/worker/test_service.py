@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from ledger.domain import StepResult
 from ledger.store import PgEventStore
-from ledger.streams import QUEUE, WORKER_GROUP, stream_key
+from ledger.streams import DEAD, QUEUE, WORKER_GROUP, stream_key
 from tests.worker.conftest import (
     event_types,
     pending_entries,
@@ -29,6 +29,7 @@ from tests.worker.conftest import (
 from tests.worker.proxy import CuttableProxy
 from tests.worker.scripted import ScriptedExecutor
 from worker.errors import BrowserUnavailable, StartupError
+from worker.queue import STARTS_PREFIX
 from worker.service import run_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("projector")]
@@ -200,6 +201,8 @@ async def test_a_database_outage_that_persists_leaves_the_job_pending_then_recov
     try:
         async with running_worker(
             proxy.url, redis_url, claim_idle_seconds=0.5, recovery_check_interval_seconds=0.1,
+            # Both deliveries reached the start (the second by recognising its own).
+            max_deliveries=2,
         ):
             run_id = await queue_run(store, f"gate {gate}", "pass")
             await reached(redis, gate)
@@ -220,8 +223,39 @@ async def test_a_database_outage_that_persists_leaves_the_job_pending_then_recov
     finally:
         await proxy.close()
     assert f"Recognised our own start of run run_id={run_id}" in caplog.text
+    assert await redis.xlen(DEAD) == 0
     assert await event_types(store, run_id) == [
         "queued", "started", "step", "step", "completed"]
+
+
+async def test_redeliveries_from_an_outage_before_the_start_do_not_dead_letter_the_run(
+    database_url: str, redis_url: str, store: PgEventStore, pool: asyncpg.Pool,
+    redis: aioredis.Redis, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker reads the job while the database is down, cannot load the run and leaves
+    the job pending; once the database is back it reclaims it (a second delivery). Neither
+    delivery reached the run's start before, so even MAX_DELIVERIES=1 runs it."""
+    caplog.set_level(logging.INFO, logger="worker")
+    proxy = CuttableProxy(database_url)
+    await proxy.start()
+    try:
+        async with running_worker(
+            proxy.url, redis_url, claim_idle_seconds=0.5, recovery_check_interval_seconds=0.1,
+            max_deliveries=1,
+        ):
+            await wait_until(_logged(caplog, "Stuck-run recovery every"), what="the worker")
+            await proxy.cut()
+            run_id = await queue_run(store, "pass")
+            await wait_until(_logged(caplog, "Job left pending"), within=30, what="give-up")
+            await proxy.restore()
+            await wait_row(pool, run_id, "passed")
+            await wait_until(lambda: _zero(pending_entries(redis)), what="the job to be acked")
+    finally:
+        await proxy.close()
+    assert "Reclaimed 1 job(s)" in caplog.text
+    assert await event_types(store, run_id) == ["queued", "started", "step", "completed"]
+    assert await redis.xlen(DEAD) == 0
+    assert [await redis.get(key) async for key in redis.scan_iter(f"{STARTS_PREFIX}*")] == ["1"]
 
 
 async def test_the_worker_survives_redis_losing_its_data(
