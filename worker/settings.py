@@ -38,13 +38,15 @@ class WorkerSettings(DatabaseSettings, RedisSettings, ExecutorSettings):
     )
     claim_idle_seconds: Positive = Field(
         60.0,
-        description="Seconds a job may go without being kept fresh before it counts as a "
-        "dead worker's and another worker reclaims it.",
+        description="Seconds a job may go without being kept fresh (its worker's lease on "
+        "the run) before it counts as a dead worker's: another worker reclaims it, and a "
+        "run it held ends `timed-out` naming the lost worker.",
     )
     max_deliveries: Annotated[int, Field(ge=1)] = Field(
         3,
-        description="Deliveries after which a queued run's job goes to `runs:dead` and the "
-        "run gets `errored`.",
+        description="Deliveries that reached a run's start (the worker appended or "
+        "recognised its `started`) after which the job goes to `runs:dead` and the run gets "
+        "`errored`; redeliveries after an outage before the start do not count.",
     )
     recovery_check_interval_seconds: Positive = Field(
         60.0, description="Seconds between searches for stuck runs."
