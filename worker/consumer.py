@@ -57,6 +57,7 @@ from worker.errors import (
     TRANSIENT,
     ExecutorError,
     MalformedJob,
+    QueueError,
     QueueUnavailable,
     RunCancelled,
     StepNotRecorded,
@@ -404,7 +405,7 @@ class RunConsumer:
                 lambda: self._queue.count_start(job), f"counting the start of {job.entry_id}",
                 transient=TRANSIENT,
             )
-        except QueueUnavailable as exc:
+        except QueueError as exc:
             # The run is started: running it beats holding it for a count.
             log.warning("Could not count the start of entry=%s: %s", job.entry_id, exc)
             return 1

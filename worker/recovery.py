@@ -39,7 +39,7 @@ from ledger.aio import wait_any
 from ledger.domain import RUNNING, Run
 from ledger.errors import ConcurrencyConflict, RunNotFound, UndecodableEvent
 from ledger.store import PgEventStore
-from worker.errors import TRANSIENT
+from worker.errors import TRANSIENT, QueueError
 from worker.queue import Lease, RedisRunQueue
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class StuckRunRecovery:
         while not stop.is_set():
             try:
                 await self.check()
-            except TRANSIENT as exc:
+            except (*TRANSIENT, QueueError) as exc:
                 # The next pass retries; a stuck run only waits one interval longer.
                 log.warning("Stuck-run check failed, retrying in %gs: %s",
                             self.interval_seconds, exc)
