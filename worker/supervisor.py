@@ -30,8 +30,7 @@ command) is logged and the loop that met it backs off (``ledger.aio.Backoff``) a
 again.
 
 While the database is unreachable for longer than the retries of one job, no new job is
-read: reading on would only make every queued job pending, and each reclaim counts a
-delivery towards ``MAX_DELIVERIES``.
+read: reading on would only make every queued job pending, to be reclaimed later.
 """
 
 from __future__ import annotations
@@ -224,8 +223,8 @@ class Supervisor:
                 outcome = "crashed"
             self.outcomes[outcome] += 1
             if outcome == "pending":
-                # Reading on would only turn every queued job into a pending one, and each
-                # reclaim counts a delivery: pause until the database answers again.
+                # Reading on would only turn every queued job into a pending one: pause
+                # until the database answers again.
                 self._degraded = True
         finally:
             del self._inflight[job.entry_id]
