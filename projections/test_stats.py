@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 from uuid import UUID
 
@@ -90,7 +91,7 @@ def summary(test_id: str, history: History | None) -> dict[str, Any]:
     history = history or History(test_id)
     outcomes = [r["status"] for r in history.recent]
     passed = outcomes.count(PASSED)
-    flips = sum(a != b for a, b in zip(outcomes, outcomes[1:], strict=False))
+    flips = sum(a != b for a, b in pairwise(outcomes))
     pairs = len(outcomes) - 1
     return {
         "test_id": test_id,
