@@ -167,12 +167,14 @@ class Browsing:
             (DOCS_SHOTS / f"{name}.png").write_bytes(path.read_bytes())
         return path
 
-    def assert_clean(self, *, dropped_connections: bool = False) -> None:
-        """No request left the machine and no error was logged (but, when the test cut
-        the connections itself, the browser's report of the requests cut)."""
+    def assert_clean(self, *, dropped_connections: bool = False,
+                     refused_keys: bool = False) -> None:
+        """No request left the machine and no error was logged — but the browser's report
+        of the requests the test cut itself, or of the 401s that made a page ask for a key."""
         assert not self.blocked, f"requests to other hosts: {self.blocked}"
         problems = [p for p in self.problems if not (
-            dropped_connections and p.startswith("Failed to load resource: net::ERR_"))]
+            (dropped_connections and p.startswith("Failed to load resource: net::ERR_"))
+            or (refused_keys and p.endswith("status of 401 (Unauthorized)")))]
         assert not problems, f"console errors: {problems}"
 
 

@@ -4,6 +4,9 @@ that drops or a page reloaded mid-run without a step shown twice."""
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import pytest
 from playwright.async_api import Page, expect
 
@@ -12,6 +15,7 @@ from tests.ui.conftest import Browsing, MakeStack, Stack, real_worker
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 expect.set_options(timeout=30_000)
+SIGNED = re.compile(r"/artifacts/[0-9a-f]{64}\?expires=\d+&signature=")
 
 PASSING = [
     {"action": "fill", "instruction": "Fill 'Email' with 'ada@example.com'",
@@ -57,7 +61,7 @@ async def test_a_run_is_followed_from_before_it_starts_to_passed(
 
         # Thumbnails load through signed links; one opens full size.
         first = page.locator("#step-0 .shot img")
-        await expect(first).to_have_attribute("src", lambda_src())
+        await expect(first).to_have_attribute("src", SIGNED)
         assert await first.evaluate("img => img.complete && img.naturalWidth > 0")
         await browsing.shot(page, "run-passed")
         await page.locator("#step-0 .shot").click()
@@ -74,12 +78,6 @@ async def test_a_run_is_followed_from_before_it_starts_to_passed(
             await link.click()
         assert (await (await download.value).path()).stat().st_size > 1000
         browsing.assert_clean()
-
-
-def lambda_src() -> object:
-    import re
-
-    return re.compile(r"/artifacts/[0-9a-f]{64}\?expires=\d+&signature=")
 
 
 async def test_a_failing_run_shows_the_error_on_its_step_and_skips_the_rest(
@@ -129,22 +127,14 @@ async def test_a_dropped_stream_and_a_reload_resume_without_duplicates(
         await expect(page.locator("#step-2")).to_have_attribute("data-state", "passed")
         assert await step_states(page) == ["0:passed", "1:passed", "2:passed", "3:running"]
         await run_steps(stack, run_id, 3)
-        await stack.fake.complete(stack_run(run_id))
+        await stack.fake.complete(uuid.UUID(run_id))
         await expect(page.locator("#status .badge")).to_have_text("passed")
         assert await step_states(page) == [f"{i}:passed" for i in range(4)]
         assert await page.locator(".shot").count() == 4
         browsing.assert_clean(dropped_connections=True)
 
 
-def stack_run(run_id: str) -> object:
-    import uuid
-
-    return uuid.UUID(run_id)
-
-
 async def run_steps(stack: Stack, run_id: str, *indexes: int) -> None:
-    import uuid
-
     run = uuid.UUID(run_id)
     if 0 in indexes:
         await stack.fake.start(run)
@@ -152,7 +142,7 @@ async def run_steps(stack: Stack, run_id: str, *indexes: int) -> None:
         await stack.fake.step(run, index, screenshot=PNG)
 
 
-#: a 1×1 PNG
+#: a 1x1 PNG
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082")

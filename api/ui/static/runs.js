@@ -5,6 +5,7 @@ import { api, badge, duration, el, follow, showError, timeElement } from "./comm
 
 const params = new URLSearchParams(location.search);
 const filters = { status: params.get("status") || "", test_id: params.get("test_id") || "" };
+const pageSize = params.get("limit") || "25";
 const rows = new Map(); // run id → run row
 let cursor = null;
 
@@ -13,7 +14,7 @@ const testSelect = document.getElementById("test-filter");
 const body = document.querySelector("#runs tbody");
 
 function query(extra = {}) {
-  const q = new URLSearchParams({ limit: "25", ...extra });
+  const q = new URLSearchParams({ limit: pageSize, ...extra });
   if (filters.status) q.set("status", filters.status);
   if (filters.test_id) q.set("test_id", filters.test_id);
   return q.toString();
