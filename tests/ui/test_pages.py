@@ -94,7 +94,7 @@ async def test_the_test_page_shows_results_and_flakiness(
         await page.goto(f"{stack.url}/ui/tests/{test_id}")
         await expect(page.locator("h1")).to_have_text("Checkout")
         await expect(page.locator(".definition-steps li")).to_have_count(4)
-        await expect(page.locator("#pass-rate")).to_have_text("–")
+        await expect(page.locator("#pass-rate")).to_have_text("\u2013")
 
         for status in ("passed", "failed", "passed", "failed", "passed"):
             await finish(stack, await stack.queue(test_id), status)

@@ -112,6 +112,8 @@ async def test_a_dropped_stream_and_a_reload_resume_without_duplicates(
         await expect(page.locator("#connection")).to_have_text("live")
         await run_steps(stack, run_id, 0, 1)
         await expect(page.locator("#step-1")).to_have_attribute("data-state", "passed")
+        await expect(page.locator("#step-1 .healed")).to_have_text(
+            'healed #sign-in → get_by_role("button")')
 
         # The connection drops mid-run: the page reconnects with Last-Event-ID.
         await stack.proxy.cut()
@@ -139,7 +141,10 @@ async def run_steps(stack: Stack, run_id: str, *indexes: int) -> None:
     if 0 in indexes:
         await stack.fake.start(run)
     for index in indexes:
-        await stack.fake.step(run, index, screenshot=PNG)
+        healed = index == 1
+        await stack.fake.step(run, index, screenshot=PNG, healed=healed, details={
+            "heal": {"from": "memory", "old": "#sign-in", "new": 'get_by_role("button")'},
+        } if healed else None)
 
 
 #: a 1x1 PNG
