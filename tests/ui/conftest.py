@@ -158,10 +158,10 @@ class Browsing:
             self.blocked.append(route.request.url)
             await route.abort()
 
-    async def shot(self, page: Page, name: str) -> Path:
+    async def shot(self, page: Page, name: str, *, full_page: bool = True) -> Path:
         """Saves the page under the test's output (and in docs/ui when asked to)."""
         path = self.shots / f"{name}.png"
-        await page.screenshot(path=str(path), full_page=True)
+        await page.screenshot(path=str(path), full_page=full_page)
         if os.environ.get("UPDATE_UI_SCREENSHOTS") == "1":
             DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
             (DOCS_SHOTS / f"{name}.png").write_bytes(path.read_bytes())
