@@ -41,11 +41,6 @@ router = APIRouter(include_in_schema=False)
 class _Assets(StaticFiles):
     """Static files under the pages' security headers."""
 
-    def file_response(self, *args: object, **kwargs: object) -> Response:
-        response = super().file_response(*args, **kwargs)  # type: ignore[arg-type]
-        response.headers.update(HEADERS)
-        return response
-
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
         response.headers.update(HEADERS)

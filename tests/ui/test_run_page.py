@@ -136,6 +136,22 @@ async def test_a_dropped_stream_and_a_reload_resume_without_duplicates(
         browsing.assert_clean(dropped_connections=True)
 
 
+async def test_the_cancel_button_cancels_a_queued_run(
+    make_stack: MakeStack, browsing: Browsing
+) -> None:
+    async with make_stack() as stack:
+        test_id = await stack.create_test("Never run", "http://127.0.0.1:9/", PASSING)
+        run_id = await stack.queue(test_id)
+        page = await browsing.page()
+        await page.goto(f"{stack.url}/ui/runs/{run_id}")
+        await page.get_by_role("button", name="Cancel run").click()
+        await expect(page.locator("#status .badge")).to_have_text("cancelled")
+        await expect(page.locator("#run-error")).to_have_text("cancelled from the run page")
+        await expect(page.get_by_role("button", name="Cancel run")).to_be_hidden()
+        assert await step_states(page) == [f"{i}:skipped" for i in range(4)]
+        browsing.assert_clean()
+
+
 async def run_steps(stack: Stack, run_id: str, *indexes: int) -> None:
     run = uuid.UUID(run_id)
     if 0 in indexes:
