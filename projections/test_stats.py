@@ -160,7 +160,7 @@ async def apply(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> No
     tests = sorted({test_of[e.run_id] for e in tracked
                     if e.type in TERMINAL_TYPES and e.run_id in test_of})
     histories = {row["test_id"]: _history(row)
-                 for row in await conn.fetch(Q["lock_stats"], tests)}
+                 for row in await conn.fetch(Q["lock_stats"], tests)} if tests else {}
     touched, ended, changed = fold(tracked, pending, histories)
     if touched:
         await conn.execute(Q["upsert_pending"], list(touched),

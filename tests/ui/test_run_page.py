@@ -98,6 +98,12 @@ async def test_a_failing_run_shows_the_error_on_its_step_and_skips_the_rest(
         await expect(page.locator("#run-error")).to_be_visible()
         await expect(page.locator("#trace-link")).to_be_visible()
         await browsing.shot(page, "run-failed")
+
+        narrow = await browsing.page(width=380, height=800)
+        await narrow.goto(f"{stack.url}/ui/runs/{run_id}")
+        await expect(narrow.locator("#step-1 .candidates")).to_be_visible()
+        assert await narrow.evaluate("document.documentElement.scrollWidth <= 380")
+        await browsing.shot(narrow, "run-failed-narrow")
         browsing.assert_clean()
 
 
