@@ -15,13 +15,17 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from ledger.artifacts import FileArtifactStore
 from runledger.testing import serve_http
 from worker.agent import AgentExecutor
+from worker.agent.browser import ChromiumHost
+from worker.agent.settings import ExecutorConfig
 from worker.ports import StepResult
 
 from ..executor.conftest import RecordingSink, make_job
@@ -292,3 +296,27 @@ async def test_a_blocked_navigation_is_named_however_its_host_is_written(
     assert outcome.error and "NAVIGATION_POLICY=public blocked navigation to localhost:" \
         in outcome.error, outcome.error
     assert sink.results[0].details["error_kind"] == "navigation-blocked"
+
+
+async def test_loopback_goes_through_the_proxy_whatever_playwright_s_environment(
+    servers: tuple[str, Target], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With this variable Playwright stops adding "<-loopback>" to an empty bypass list, and
+    # Chromium then sends loopback requests around the proxy; the worker names it itself.
+    monkeypatch.setenv("PLAYWRIGHT_DISABLE_FORCED_CHROMIUM_PROXIED_LOOPBACK", "1")
+    site, target = servers
+    config = ExecutorConfig(artifacts_dir=tmp_path / "artifacts", navigation_policy="public",
+                            navigation_allow=_allow(site), screenshots="off", traces="off",
+                            step_timeout_seconds=10.0)
+    chromium = ChromiumHost(config)
+    await chromium.open()
+    try:
+        executor = AgentExecutor(config, artifacts=FileArtifactStore(config.artifacts_dir),
+                                 memory=None, advisor=None, host=chromium)
+        sink = RecordingSink()
+        outcome = await executor.execute(make_job(f"{site}/fetch", [WAIT_DONE]), sink)
+    finally:
+        await chromium.close()
+    assert outcome.status == "passed", outcome.error
+    assert target.requests == []
+    assert _blocked(sink.results)
