@@ -394,15 +394,20 @@ def recall_texts(step: Step) -> tuple[str, str | None]:
     return recordable(step.instruction), recordable(step.value) if step.value else step.value
 
 
-#: Raw ``textContent`` besides ``innerText``, which reports CSS ``text-transform``'s result
-#: (an upper-cased secret would not match); and every open shadow root, which neither
-#: reaches from the document (a web component previewing a password field).
+#: The raw text of every text node besides ``innerText``, which reports CSS
+#: ``text-transform``'s result (an upper-cased secret would not match); and every open shadow
+#: root, which neither reaches from the document (a web component previewing a password
+#: field). Scripts and styles are not shown: a page's own script may hold the value.
 SHOWS_VALUE_JS = """values => {
-  const root = document.documentElement;
-  const seen = [document.title, root ? root.innerText : '', root ? root.textContent : ''];
+  const seen = [document.title,
+                document.documentElement ? document.documentElement.innerText : ''];
+  const hidden = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
   const visit = scope => {
+    const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode())
+      if (!hidden.has(node.parentNode && node.parentNode.nodeName)) seen.push(node.data);
     for (const e of scope.querySelectorAll('*')) {
-      if (e.shadowRoot) { seen.push(e.shadowRoot.textContent || ''); visit(e.shadowRoot); }
+      if (e.shadowRoot) visit(e.shadowRoot);
       if (['INPUT', 'TEXTAREA', 'SELECT'].includes(e.tagName) && e.type !== 'password')
         seen.push(e.value || '');
     }
