@@ -62,6 +62,8 @@ class Services:
     reads: RunReads
     tail: RunTail
     metrics: Metrics
+    #: set when the server begins to shut down: every open stream ends at once, cleanly
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
     #: set when a background task died: the process is unhealthy
     failure: BaseException | None = field(default=None)
 
@@ -78,7 +80,8 @@ def redis_pool(settings: ApiSettings, max_connections: int) -> BlockingConnectio
 
 @contextlib.asynccontextmanager
 async def open_services(
-    settings: ApiSettings, metrics: Metrics, on_fatal: OnFatal | None = None
+    settings: ApiSettings, metrics: Metrics, on_fatal: OnFatal | None = None, *,
+    closing: asyncio.Event | None = None,
 ) -> AsyncIterator[Services]:
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(
@@ -106,7 +109,7 @@ async def open_services(
             tail=RunTail(store, hub, listener, block_ms=settings.stream_block_ms,
                          redis_retry_seconds=settings.redis_retry_seconds,
                          poll_seconds=settings.listen_poll_seconds),
-            metrics=metrics,
+            metrics=metrics, closing=closing or asyncio.Event(),
         )
         stop = asyncio.Event()
         background = asyncio.create_task(_run_background(services, stop, on_fatal),
