@@ -138,9 +138,16 @@ async def test_a_job_that_fails_unexpectedly_ends_alone(
         assert await wait_terminal(store, survivor) == [
             "queued", "started", "step", "step", "completed"]
         assert not worker.task.done()
-        # The failed job is left pending, for a reclaim once idle.
-        pending = await redis.xpending(QUEUE, WORKER_GROUP)
-        assert pending["pending"] == 1
+        # The failed job is left pending, for a reclaim once idle (the survivor's is
+        # acknowledged just after its terminal event).
+        await wait_until(lambda: _only_pending(redis, victim),
+                         what="only the failed job to stay pending")
+
+
+async def _only_pending(redis: aioredis.Redis, run_id: UUID) -> bool:
+    pending = await redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", 10)
+    entries = [await redis.xrange(QUEUE, p["message_id"], p["message_id"]) for p in pending]
+    return [fields["run_id"] for entry in entries for _, fields in entry] == [str(run_id)]
 
 
 async def _group_exists(redis: aioredis.Redis) -> bool:
