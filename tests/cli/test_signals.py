@@ -222,10 +222,12 @@ async def test_the_browser_and_its_driver_are_out_of_the_callers_process_group()
     from worker.agent import ExecutorConfig
     from worker.agent.browser import ChromiumHost
 
+    before = set(_children(os.getpid()))  # other tests' drivers may still be running
     host = ChromiumHost(ExecutorConfig())
     await host.open()
     try:
-        [driver] = [pid for pid in _children(os.getpid()) if _is_driver(pid)]
+        [driver] = [pid for pid in _children(os.getpid())
+                    if pid not in before and _is_driver(pid)]
         browsers = _children(driver)
         assert browsers, "the driver launched no browser"
         for pid in (driver, *browsers):
