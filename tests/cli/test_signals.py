@@ -11,6 +11,7 @@ expects the run to pass and the process to exit 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -177,7 +178,14 @@ async def test_dev_finishes_the_run_in_flight_when_its_group_is_signalled(
     dev = await start("dev", "--port", str(port), "--data-dir", str(tmp_path / "dev"),
                       WORKER_BLOCK_SECONDS="0.2")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        await dev.logged("Application startup complete")
+        # "Application startup complete" comes before uvicorn binds its socket: wait for
+        # an answer instead.
+        async def serving() -> bool:
+            with contextlib.suppress(httpx.TransportError):
+                return (await http.get("/health")).status_code in (200, 503)
+            return False
+
+        await wait_until(serving, within=60, what="runledger dev to answer")
         test = await http.post("/tests", json={"name": "signals", "url": f"{url}/",
                                                "definition": {"steps": STEPS}})
         assert test.status_code == 201, test.text
