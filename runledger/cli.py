@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ledger.errors import LedgerError
+from ledger.errors import ConfigurationError, LedgerError
 from ledger.settings import DatabaseSettings, load_settings, redact
 from runledger import logs
 from runledger.bench import missing_extra
@@ -35,9 +36,32 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     log_level: Annotated[str, typer.Option(envvar="LOG_LEVEL", help="Log level.")] = "INFO",
 ) -> None:
     logs.configure(log_level)
+    if ctx.invoked_subcommand not in ("dev", "config"):
+        use_dev_instance()
+
+
+def configured_values() -> dict[str, str | None]:
+    """The variables as the settings classes see them: ``.env``, overridden by the
+    environment."""
+    from dotenv import dotenv_values
+
+    return {**dotenv_values(".env"), **os.environ}
+
+
+def use_dev_instance() -> None:
+    """Point the servers' URLs at a running ``runledger dev`` (its ``.runledger/dev.json``)
+    when neither the environment nor ``.env`` sets them: the composition root fills the
+    environment the settings classes then read, as ``.env`` would."""
+    from runledger.dev import state_urls
+
+    configured = configured_values()
+    for name, value in state_urls().items():
+        if not configured.get(name):
+            os.environ[name] = value
 
 
 def require_bench_extra(name: str) -> None:
@@ -65,20 +89,28 @@ def migrate() -> None:
 @app.command()
 def dev(
     data_dir: Annotated[
-        Path, typer.Option(help="Where embedded servers keep their data.")
+        Path, typer.Option(help="Where embedded servers keep their data (and dev.json).")
     ] = Path(".runledger"),
     host: Annotated[str, typer.Option(help="Interface the API binds.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API binds.")] = 8000,
 ) -> None:
     """Run everything in one process tree: followers, a worker and the API. Without
-    DATABASE_URL / REDIS_URL it starts its own PostgreSQL and Valkey (from wheels) under
-    DATA_DIR and stops them on exit."""
-    from runledger.dev import run_dev
+    DATABASE_URL / REDIS_URL (environment or .env) it starts its own PostgreSQL and Valkey
+    (from wheels) under DATA_DIR and stops them on exit. Without a browser it installs one
+    (BROWSER_AUTO_INSTALL) or serves without, runs waiting in the queue. While it runs,
+    DATA_DIR/dev.json tells the other commands where it is."""
+    from runledger.dev import DevError, run_dev
+    from worker.errors import StartupError
 
+    configured = configured_values()
     try:
-        asyncio.run(run_dev(data_dir, host, port))
-    except LedgerError as exc:
+        asyncio.run(run_dev(data_dir, host, port,
+                            database_url=configured.get("DATABASE_URL") or None,
+                            redis_url=configured.get("REDIS_URL") or None))
+    except ConfigurationError as exc:
         raise fail(str(exc)) from None
+    except (LedgerError, DevError, StartupError) as exc:
+        raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         pass
 
