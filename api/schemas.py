@@ -31,6 +31,7 @@ class TestOut(BaseModel):
     url: str
     definition: Definition
     auto_handle_popups: bool
+    retries: int = Field(0, description="More attempts a failed run gets (0 to 3)")
     version: int = Field(description="Bumped by every update; sent as the `ETag`")
     created_at: datetime
     updated_at: datetime

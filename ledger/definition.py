@@ -187,6 +187,8 @@ class TestSpec(BaseModel):
     url: Annotated[str, Field(max_length=2048)]
     definition: Definition
     auto_handle_popups: bool = True
+    #: more attempts a failed run gets (``ledger.retries``: failed, not cancelled or blocked)
+    retries: Annotated[int, Field(ge=0, le=3)] = 0
 
     @field_validator("url")
     @classmethod

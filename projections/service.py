@@ -30,6 +30,7 @@ from ledger.store import LogListener
 from projections import locator_memory, runs, steps
 from projections.follower import Follower, FollowerRunner
 from projections.relay import RedisRelay
+from projections.retries import RetryManager
 from projections.retry import RetryResult, retry_parked
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def build_followers(
         steps.MODEL.follower(linger_seconds=linger),
         locator_memory.MODEL.follower(linger_seconds=linger),
         relay.follower(),
+        RetryManager(pool).follower(),
     ]
     # ────────────────────────────────────────────────────────────────────────────────
 
