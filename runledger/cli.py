@@ -106,7 +106,8 @@ def dev(
     try:
         asyncio.run(run_dev(data_dir, host, port,
                             database_url=configured.get("DATABASE_URL") or None,
-                            redis_url=configured.get("REDIS_URL") or None))
+                            redis_url=configured.get("REDIS_URL") or None,
+                            public_url=configured.get("PUBLIC_URL") or None))
     except ConfigurationError as exc:
         raise fail(str(exc)) from None
     except (LedgerError, DevError, StartupError) as exc:

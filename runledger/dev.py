@@ -132,9 +132,10 @@ def state_urls(data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, str]:
 
 async def run_dev(
     data_dir: Path, host: str, port: int, *, database_url: str | None = None,
-    redis_url: str | None = None,
+    redis_url: str | None = None, public_url: str | None = None,
 ) -> None:
-    """Serve until signalled; ``database_url`` / ``redis_url`` unset: embedded servers."""
+    """Serve until signalled; ``database_url`` / ``redis_url`` unset: embedded servers;
+    ``public_url`` unset: links (webhooks) point at this API."""
     from runledger.embedded import EmbeddedError
 
     with exclusive(data_dir), contextlib.ExitStack() as stack:
@@ -145,7 +146,7 @@ async def run_dev(
         except EmbeddedError as exc:
             first = str(exc).splitlines()[0]
             raise DevError(f"an embedded server cannot start: {first}") from None
-        await _serve(urls, data_dir, host, port)
+        await _serve(urls, data_dir, host, port, public_url)
 
 
 def _start_servers(
@@ -165,7 +166,8 @@ def _start_servers(
     return {"database_url": database_url, "redis_url": redis_url}
 
 
-async def _serve(urls: dict[str, str], data_dir: Path, host: str, port: int) -> None:
+async def _serve(urls: dict[str, str], data_dir: Path, host: str, port: int,
+                 public_url: str | None) -> None:
     from api.server import serve as serve_api
     from api.settings import ApiSettings
     from projections.service import ProjectorSettings, run_projector
@@ -174,14 +176,15 @@ async def _serve(urls: dict[str, str], data_dir: Path, host: str, port: int) -> 
     from worker.settings import WorkerSettings
     from worker.waiting import run_worker_when_browser
 
-    projector_settings = load_settings(ProjectorSettings, **urls)
+    api_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    projector_settings = load_settings(ProjectorSettings, **urls,
+                                       public_url=public_url or api_url)
     worker_settings = load_settings(WorkerSettings, **urls)
     api_settings = load_settings(ApiSettings, **urls, host=host, port=port)
     applied = await migrate_database(projector_settings.database_url)
     log.info("DATABASE_URL=%s (%d migration(s) applied), REDIS_URL=%s",
              redact(projector_settings.database_url), len(applied),
              redact(projector_settings.redis_url))
-    api_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     DevState(api_url, urls["database_url"], urls["redis_url"], os.getpid()).write(data_dir)
     log.info("API on %s (docs at /docs) — Ctrl-C to stop", api_url)
     try:

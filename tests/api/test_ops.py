@@ -95,6 +95,8 @@ async def test_metrics(client: httpx.AsyncClient, worker: FakeWorker,
     assert sample(text, "runledger_queue_pending") == 2.0
     for follower in ("runs", "run_steps", "relay"):
         assert sample(text, "runledger_follower_lag_events", follower=follower) is not None
+    for outcome in ("delivered", "failed_attempt", "gave_up"):  # no WEBHOOK_URLS here
+        assert sample(text, "runledger_webhook_deliveries", outcome=outcome) == 0.0
     assert sample(text, "runledger_http_requests_total", method="POST", route="/runs",
                   status="202") == 3.0
     assert sample(text, "runledger_http_requests_total", method="POST", route="/tests",

@@ -41,7 +41,7 @@ from .conftest import (
 
 pytestmark = pytest.mark.integration
 
-FOLLOWERS = ("locator_memory", "relay", "retries", "run_steps", "runs")
+FOLLOWERS = ("locator_memory", "relay", "retries", "run_steps", "runs", "webhooks")
 UNDECODABLE = b"\xff\xfe not json \x00"
 
 
