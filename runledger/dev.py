@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from ledger.aio import Signals, supervise
+from ledger.errors import StoreError
 from ledger.settings import load_settings, redact
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,11 @@ async def _serve(urls: dict[str, str], data_dir: Path, host: str, port: int,
                                        public_url=public_url or api_url)
     worker_settings = load_settings(WorkerSettings, **urls)
     api_settings = load_settings(ApiSettings, **urls, host=host, port=port)
-    applied = await migrate_database(projector_settings.database_url)
+    try:
+        applied = await migrate_database(projector_settings.database_url)
+    except StoreError as exc:
+        raise DevError(f"PostgreSQL at DATABASE_URL={redact(urls['database_url'])}: {exc}"
+                       ) from None
     log.info("DATABASE_URL=%s (%d migration(s) applied), REDIS_URL=%s",
              redact(projector_settings.database_url), len(applied),
              redact(projector_settings.redis_url))

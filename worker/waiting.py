@@ -31,7 +31,9 @@ class NoBrowserReport:
     def __init__(self, redis: aioredis.Redis, consumer: str, ttl_seconds: float) -> None:
         self._redis = redis
         self._key = f"{NO_BROWSER_PREFIX}{consumer}"
-        self._ttl = max(1, int(ttl_seconds))
+        # At least 15 s: looking for Playwright's browser starts its driver, which can take
+        # seconds on a busy machine, and the report must not lapse meanwhile.
+        self._ttl = max(15, int(ttl_seconds))
 
     async def set(self, hint: str) -> None:
         try:

@@ -150,3 +150,45 @@ def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == (f"error: port {port} on 127.0.0.1 is in use (another "
                                      "runledger dev or API?); choose another with --port")
     assert not (tmp_path / ".runledger" / "postgres").exists()  # checked before starting
+
+
+def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    env = _env(tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:1/runledger",
+               REDIS_URL="redis://127.0.0.1:1/0")
+    result = subprocess.run(
+        [sys.executable, "-m", "runledger.cli", "dev", "--port", str(free_port())],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(
+        "error: PostgreSQL at DATABASE_URL=postgresql://postgres@127.0.0.1:1/runledger: ")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_worker_without_a_browser_waits_and_says_so(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    import redis
+
+    env = _env(tmp_path, DATABASE_URL=database_url, REDIS_URL=redis_url,
+               REDIS_CONSUMER_NAME="worker-no-browser")
+    process = subprocess.Popen([sys.executable, "-m", "runledger.cli", "worker"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        line = _read_until(process.stdout, "no browser", seen)
+        assert "runs wait in the queue" in line
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            hint = client.get("runledger:no-browser:worker-no-browser")
+        finally:
+            client.close()
+        assert hint is not None and "install" in hint
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+        seen += process.stdout.readlines()
+        process.stdout.close()
+    assert code == 0
+    assert not any("Traceback" in s for s in seen), "".join(seen)

@@ -124,8 +124,9 @@ def _run(installer: Installer, progress: Progress) -> bool:
     last = ""
     with process:
         for raw in process.stdout:
-            # Progress bars redraw with carriage returns: the last frame is the news.
-            line = raw.rstrip("\n").split("\r")[-1].strip()
+            # Text mode splits at carriage returns too: each frame of a redrawn progress
+            # bar arrives as a line of its own.
+            line = raw.strip()
             if line:
                 last = line
                 progress(f"{installer.name}: {line}")
