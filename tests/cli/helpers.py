@@ -32,3 +32,21 @@ def failing_test(site: str, name: str, **extra: Any) -> dict[str, Any]:
         {"action": "verify", "instruction": "the page says Welcome back",
          "expected": "Welcome back, Zed"},
     ]}}
+
+
+def wait_serving(api: str, within: float = 60.0) -> None:
+    """Wait until the API at ``api`` answers ``/health`` (its start-up lines are logged
+    before uvicorn binds the socket)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            httpx.get(f"{api}/health", timeout=5)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{api} did not answer within {within}s") from None
+        time.sleep(0.05)

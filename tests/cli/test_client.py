@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from runledger.testing import local_site
-from tests.cli.helpers import CHROMIUM, failing_test, free_port, passing_test
+from tests.cli.helpers import CHROMIUM, failing_test, free_port, passing_test, wait_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +59,7 @@ def api(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[str]:
     else:
         raise AssertionError("dev ended before serving:\n" + "".join(seen))
     try:
+        wait_serving(f"http://127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGINT)

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from runledger.testing import local_site
-from tests.cli.helpers import CHROMIUM, free_port, passing_test
+from tests.cli.helpers import CHROMIUM, free_port, passing_test, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,7 @@ def test_a_first_run_without_a_browser_serves_and_waits_for_one(
     assert "CHROMIUM_PATH" in line and "runs wait in the queue" in line
     assert not any("Traceback" in s for s in seen)
     api = f"http://127.0.0.1:{port}"
+    wait_serving(api)
 
     # The state file says where this instance is.
     state = json.loads((tmp_path / ".runledger" / "dev.json").read_text())

@@ -157,7 +157,9 @@ def install_with_display(configured: str | None) -> Path | None:
 
 async def find_or_install(configured: str | None, *, auto_install: bool) -> Path | None:
     """The browser to use: one already there, else (when allowed) one just installed."""
-    browser = locate(configured, await asyncio.to_thread(managed_chromium))
+    # Playwright's own browser last, as ChromiumHost does: naming it starts its driver.
+    browser = locate(configured) or (
+        None if configured else locate(None, await asyncio.to_thread(managed_chromium)))
     if browser is None and auto_install and not configured:
         browser = await asyncio.to_thread(install_with_display, configured)
     return browser
@@ -169,7 +171,7 @@ async def wait_for_browser(
 ) -> Path | None:
     """Look for a browser every ``recheck_seconds`` until one appears (returned) or ``stop``
     is set (None). ``waiting`` is called before each wait (e.g. to report "no browser")."""
-    managed = await asyncio.to_thread(managed_chromium)
+    managed = None if configured else await asyncio.to_thread(managed_chromium)
     while True:
         browser = locate(configured, managed)
         if browser is not None:
