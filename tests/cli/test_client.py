@@ -199,25 +199,30 @@ def test_tail_follows_a_live_run_and_cancel_ends_it(tmp_path: Path, api: str) ->
 
 
 @pytest.mark.integration
-def test_usage_and_infrastructure_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_usage_and_infrastructure_errors_are_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from runledger.cli import app
+
+    monkeypatch.chdir(tmp_path)  # no .runledger/dev.json here
+    for name in ("RUNLEDGER_API", "RUNLEDGER_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "url": "ftp://nope", "definition": {
         "steps": [{"action": "fill", "instruction": "Fill the Email field"}]}}))
     dead = "http://127.0.0.1:1"
     cases = {
-        ("submit", str(bad)): f"error: {bad} (test 1): url: must be an absolute http:// or "
-                              "https:// URL; definition.steps[0].value: required for 'fill' "
-                              "steps",
-        ("submit", "missing"): "error: missing: no such file or folder",
-        ("runs", "list"): f"error: cannot reach the API at {dead}: All connection attempts "
-                          "failed",
+        ("submit", str(bad), "--api", dead):
+            f"error: {bad} (test 1): url: must be an absolute http:// or https:// URL; "
+            "definition.steps[0].value: required for 'fill' steps",
+        ("submit", "missing", "--api", dead): "error: missing: no such file or folder",
+        ("runs", "list", "--api", dead):
+            f"error: cannot reach the API at {dead}: All connection attempts failed",
+        ("runs", "list"): "error: no API to talk to: pass --api URL, set RUNLEDGER_API, or "
+                          "start `runledger dev` in this folder",
     }
     for args, expected in cases.items():
-        result = cli(tmp_path, dead, *args)
-        assert (result.returncode, result.stderr.strip()) == (2, expected), result.stderr
-    no_api = subprocess.run([sys.executable, "-m", "runledger.cli", "runs", "list"],
-                            cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
-                            timeout=60)
-    assert no_api.returncode == 2
-    assert no_api.stderr.strip() == ("error: no API to talk to: pass --api URL, set "
-                                     "RUNLEDGER_API, or start `runledger dev` in this folder")
+        result = CliRunner().invoke(app, list(args))
+        assert (result.exit_code, result.stderr.strip()) == (2, expected), result.output
