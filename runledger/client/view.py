@@ -92,7 +92,8 @@ class LiveView:
 
 
 def summary(console: Console, outcomes: list[Outcome], run_page: dict[str, str]) -> None:
-    table = Table("test", "result", "attempts", "time", "failing step", "run page")
+    table = Table("test", "result", "attempts", "time", "failing step")
+    table.add_column("run page", overflow="fold")  # whole, to be clicked or copied
     for outcome in outcomes:
         status = "flaky" if outcome.flaky else outcome.status
         final = outcome.final
