@@ -72,7 +72,11 @@ class DevState:
     def write(self, data_dir: Path) -> None:
         path = data_dir / STATE_FILE
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        temporary.unlink(missing_ok=True)
+        # The URLs carry the embedded servers' passwords: only our user may read them.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(json.dumps(asdict(self), indent=2) + "\n")
         os.replace(temporary, path)  # readers never see half a file
 
 

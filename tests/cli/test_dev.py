@@ -85,7 +85,9 @@ def test_a_first_run_without_a_browser_serves_and_waits_for_one(
     wait_serving(api)
 
     # The state file says where this instance is.
-    state = json.loads((tmp_path / ".runledger" / "dev.json").read_text())
+    state_file = tmp_path / ".runledger" / "dev.json"
+    assert state_file.stat().st_mode & 0o777 == 0o600  # the URLs carry passwords
+    state = json.loads(state_file.read_text())
     assert state["api_url"] == api and state["pid"] == process.pid
     assert state["database_url"].startswith("postgresql://")
     assert state["redis_url"].startswith("redis://")
