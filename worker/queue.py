@@ -10,7 +10,8 @@ Liveness: every third of ``CLAIM_IDLE_SECONDS`` a worker re-claims the entries i
 to itself (``XCLAIM … JUSTID``: no delivery is counted), which resets their idle time. So
 
 * an entry idle longer than ``CLAIM_IDLE_SECONDS`` belongs to a dead consumer (or one that
-  gave up on it) and is taken over with ``XAUTOCLAIM`` — a long run is never stolen;
+  gave up on it, or one cut off by a Redis outage: ``leases`` judges which) and is taken over
+  with ``XAUTOCLAIM`` — a long run is never stolen;
 * the runs of the entries idle less than that (``held_runs``) are being executed by a live
   worker right now: stuck-run recovery leaves them alone, so a run that is progressing —
   even inside a long step — is never timed out under its worker.
