@@ -334,14 +334,19 @@ class RedisRunQueue:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.info("server")
                 pipe.xpending_range(QUEUE, WORKER_GROUP, "-", "+", HELD_SCAN)
-                server, pending = await pipe.execute()
+                server, pending = await pipe.execute(raise_on_error=False)
+            if isinstance(pending, Exception):
+                raise pending
             replies = []
             if pending:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for info in pending:
                         pipe.xrange(QUEUE, info["message_id"], info["message_id"], count=1)
                     replies = await pipe.execute()
-        doubt = self._lapse_doubt(float(server.get("uptime_in_seconds", 0)))
+        # A server that refuses INFO (an ACL without it) leaves this process's own contact
+        # as the only evidence: a restart it never noticed then goes unseen.
+        uptime = None if isinstance(server, Exception) else float(server["uptime_in_seconds"])
+        doubt = self._lapse_doubt(uptime)
         leases = []
         for info, reply in zip(pending, replies, strict=True):
             for entry_id, fields in reply:
@@ -352,14 +357,14 @@ class RedisRunQueue:
                                         lapsed=overdue and doubt is None))
         return Leases(leases, doubt)
 
-    def _lapse_doubt(self, uptime: float) -> str | None:
+    def _lapse_doubt(self, uptime: float | None) -> str | None:
         need = self._claim_idle_ms / 1000
         since = self._answering_since
         answered = 0.0 if since is None else time.monotonic() - since
         if answered < need:
             return (f"Redis has answered this worker without a break for {answered:.1f}s "
                     f"only, less than CLAIM_IDLE_SECONDS={need:g}")
-        if uptime < need:
+        if uptime is not None and uptime < need:
             return (f"the Redis server has been up for {uptime:g}s only (restarted), less "
                     f"than CLAIM_IDLE_SECONDS={need:g}")
         return None

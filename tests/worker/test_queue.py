@@ -293,3 +293,32 @@ async def test_no_lease_lapses_until_this_process_had_answers_for_claim_idle(
 async def _overdue(redis: aioredis.Redis, idle_ms: int) -> bool:
     pending = await redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", 10)
     return bool(pending) and all(int(p["time_since_delivered"]) >= idle_ms for p in pending)
+
+
+@pytest.mark.integration
+async def test_a_server_refusing_info_leaves_the_judge_its_own_contact(
+    redis: aioredis.Redis, redis_url: str,
+) -> None:
+    """An ACL user without INFO: no uptime to check, leases are judged on this process's
+    own contact with Redis rather than failing every recovery pass."""
+    user = f"no-info-{uuid.uuid4().hex[:6]}"
+    await redis.acl_setuser(user, enabled=True, passwords=["+secret-for-test"],
+                            keys=["*"], channels=["*"], commands=["+@all", "-info"])
+    url = redis_url.split("://", 1)[1].rsplit("@", 1)[-1]
+    client = aioredis.from_url(f"redis://{user}:secret-for-test@{url}", decode_responses=True)
+    try:
+        with pytest.raises(rex.NoPermissionError):
+            await client.info("server")
+        judge = make_queue(client, "judge", idle=0.3)
+        await judge.ensure_group()
+        await client.xadd(QUEUE, {"run_id": str(uuid.uuid4()), "attempt": "1"})
+        await make_queue(client, "ghost", idle=0.3).read(1)
+
+        async def judged_lapsed() -> bool:
+            leases = await judge.leases()
+            return leases.doubt is None and [lease.lapsed for lease in leases] == [True]
+
+        await wait_until(judged_lapsed, within=5, what="the lease to lapse")
+    finally:
+        await client.aclose()
+        await redis.acl_deluser(user)
