@@ -33,6 +33,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from ledger.codec import MAX_EVENT_BYTES
 from ledger.domain import STEP_BUDGETS, STEP_LOCATOR_BYTES, STEP_MARGIN_BYTES, recordable
 from ledger.errors import InvalidDefinition
+from ledger.verify import NEEDS_EXPECTED, UnclearCheck, read_check
 
 MAX_STEPS = 200
 #: how locator memory writes a step's value into its normalised instruction
@@ -56,6 +57,30 @@ class Action(StrEnum):
     WAIT_FOR = "wait_for"
     ASSERT_URL = "assert_url"
     SCREENSHOT = "screenshot"
+    DOUBLE_CLICK = "double_click"
+    RIGHT_CLICK = "right_click"
+    DRAG = "drag"
+    SCROLL = "scroll"
+    GO_BACK = "go_back"
+    RELOAD = "reload"
+
+
+class VerifyState(StrEnum):
+    """What a ``verify`` step checks (``state``); without it, visible text — or what the
+    instruction plainly says ("has value 'x'", "is checked", "shows 3 items")."""
+
+    TEXT = "text"
+    VALUE = "value"
+    CHECKED = "checked"
+    UNCHECKED = "unchecked"
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    VISIBLE = "visible"
+    HIDDEN = "hidden"
+    COUNT = "count"
+    TITLE = "title"
+
+
 
 
 # Which optional field each action cannot do without.
@@ -63,7 +88,6 @@ _REQUIRED: dict[Action, str] = {
     Action.FILL: "value",
     Action.SELECT: "value",
     Action.PRESS: "value",
-    Action.VERIFY: "expected",
     Action.ASSERT_URL: "expected",
 }
 
@@ -85,8 +109,21 @@ class Step(BaseModel):
     advanced_selector: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
     target: Annotated[str, Field(max_length=2048)] | None = None
     # validate_default: the check below must also run when the field is absent.
+    #: verify only: what to check (visible text when absent, unless the instruction says)
+    state: VerifyState | None = None
+    # validate_default: the check below must also run when the field is absent.
     value: Annotated[str | None, Field(max_length=10_000, validate_default=True)] = None
     expected: Annotated[str | None, Field(max_length=2000, validate_default=True)] = None
+    #: drag only: the element to drop on (else read from the instruction: "… to 'Done'")
+    to: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+
+    @field_validator("state")
+    @classmethod
+    def _state_for_verify(cls, value: VerifyState | None, info: ValidationInfo
+                          ) -> VerifyState | None:
+        if value is not None and info.data.get("action") not in (None, Action.VERIFY):
+            raise ValueError("only 'verify' steps have a state to check")
+        return value
 
     @field_validator("value", "expected")
     @classmethod
@@ -96,6 +133,13 @@ class Step(BaseModel):
             # Filling an empty string is meaningful (clearing a field); other values are not.
             if value is None or (value == "" and action != Action.FILL):
                 raise ValueError(f"required for '{action.value}' steps")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _to_for_drag(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("action") not in (None, Action.DRAG):
+            raise ValueError("only 'drag' steps have a drop target")
         return value
 
     @field_validator("target")
@@ -116,6 +160,30 @@ class Step(BaseModel):
             raise ValueError(f"takes {size} bytes (UTF-8) in the step event, where a locator "
                              f"may take at most {STEP_LOCATOR_BYTES}")
         return value
+
+    @model_validator(mode="after")
+    def _check_is_clear(self, info: ValidationInfo) -> Step:
+        """A verify step's check, read as the executor reads it: one kind, with what it
+        needs. Stored snapshots are not re-judged (the executor fails such a step)."""
+        if self.action != Action.VERIFY or info.context == STORED:
+            return self
+        try:
+            reading = read_check(self.instruction, self.state)
+        except UnclearCheck as exc:
+            raise _field_error("unclear_check", str(exc), "instruction", self.instruction
+                               ) from None
+        if reading.kind == VerifyState.COUNT:
+            if self.expected is None and reading.count is None:
+                raise _field_error("missing", "required for a count check (how many)",
+                                   "expected", None)
+            if self.expected is not None and not self.expected.strip().isdigit():
+                raise _field_error("not_a_count",
+                                   "a count check needs a whole number, e.g. \"3\"",
+                                   "expected", self.expected)
+        elif reading.kind in NEEDS_EXPECTED and not self.expected:
+            raise _field_error("missing", f"required for 'verify' steps ({reading.kind} check)",
+                               "expected", self.expected)
+        return self
 
     @model_validator(mode="after")
     def _fits_a_step_event(self, info: ValidationInfo) -> Step:
@@ -142,6 +210,13 @@ class Step(BaseModel):
             ),
             loc=(field,), input=getattr(self, field),
         )])
+
+
+def _field_error(kind: str, message: str, field: str, value: Any) -> ValidationError:
+    # Braces in the message (a quoted instruction) must not read as template fields.
+    text = message.replace("{", "{{").replace("}", "}}")
+    return ValidationError.from_exception_data("Step", [InitErrorDetails(
+        type=PydanticCustomError(kind, text), loc=(field,), input=value)])
 
 
 def json_bytes(text: str) -> int:

@@ -40,7 +40,8 @@ def intent(action: str, instruction: str, **fields: Any) -> Intent:
         ("press", "Press Enter in the search box", {"value": "Enter"}, "search",
          ("searchbox", "textbox", "combobox")),
         ("press", "Press Enter", {"value": "Enter"}, None, ()),
-        ("hover", "Hover over the Account menu", {}, "Account menu", ()),
+        ("hover", "Hover over the Account menu", {}, "Account", ("button", "menuitem")),
+        ("click", "Open the Actions menu", {}, "Actions", ("button", "menuitem")),
         ("click", "Click the settings icon", {}, "settings", ("button", "link", "img")),
     ],
 )

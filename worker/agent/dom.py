@@ -172,8 +172,11 @@ class DomSearch:
     async def _scope(self, intent: Intent) -> tuple[LocatorSpec | None, str | None]:
         if intent.scope is None:
             return None, None
-        for spec in scope_specs(intent.scope):
+        for spec in scope_specs(intent.scope, intent.candidate_roles):
             if len((await self.probe(spec)).matches) == 1:
+                if intent.scope.role == "frame":
+                    # Search inside the frame's document (same-origin frames).
+                    return LocatorSpec((*spec.calls, Call("content_frame"))), None
                 return spec, None
         return None, f"found no single {intent.scope.role} for {intent.scope.text!r}"
 
@@ -223,6 +226,8 @@ class DomSearch:
                              ) -> list[Finding]:
         root = scope or (MODAL if self.state.modal else None)
         locator = root.build(self._page) if root else self._page.locator("body")
+        if root and root.calls[-1].method == "content_frame":
+            locator = locator.locator("body")
         with self._in_browser():
             snapshot = await locator.aria_snapshot()
         found = fuzzy_candidates(intent, snapshot)[:8]

@@ -138,3 +138,44 @@ function scanPage(opts) {
   }
   return out;
 }
+
+// When the document last changed: a page is "settled" once it has been quiet a moment.
+const ACT = Symbol.for('runledger.activity');
+const activity = window[ACT] || (window[ACT] = (() => {
+  const a = {last: performance.now()};
+  try {
+    new MutationObserver(() => { a.last = performance.now(); }).observe(document,
+      {subtree: true, childList: true, attributes: true, characterData: true});
+  } catch (e) { /* no document yet: counted from now */ }
+  return a;
+})());
+function settleState() {
+  return {ready: document.readyState === 'complete', quiet_ms: performance.now() - activity.last};
+}
+
+// What a person could have meant, for a "not found" message: visible elements with a role
+// or their own text, as (role, name, text), bounded in elements scanned and rows returned.
+const NAMED = 'a, button, input, select, textarea, label, summary, h1, h2, h3, h4, h5, h6, ' +
+  'img[alt], [role], [aria-label], [title], li, td, th, p, span, div, dt, dd, legend, strong, em';
+const ownText = (el) => clip([...el.childNodes].filter(n => n.nodeType === 3)
+  .map(n => n.textContent).join(' '), 80);
+function namedElements(opts) {
+  const out = [];
+  const seen = new Set();
+  let scanned = 0;
+  for (const el of document.querySelectorAll(NAMED)) {
+    if (++scanned > opts.scan || out.length >= opts.limit) break;
+    const role = roleOf(el);
+    const text = ownText(el);
+    const name = role === 'generic' ? '' : clip(el.getAttribute('aria-label') ||
+      (el.labels && el.labels.length ? el.labels[0].textContent : '') ||
+      el.getAttribute('alt') || el.getAttribute('title') || el.getAttribute('placeholder') ||
+      (['button', 'submit', 'reset'].includes(el.type) ? el.value : '') || text, 80);
+    if (!name && !text) continue;
+    const key = role + '\u0000' + name + '\u0000' + text;
+    if (seen.has(key) || !visible(el)) continue;
+    seen.add(key);
+    out.push([role, name, text]);
+  }
+  return out;
+}

@@ -46,7 +46,7 @@ from worker.ports import Outcome, RunJob, StepResult, StepSink
 
 log = logging.getLogger(__name__)
 
-NO_TARGET = {"navigate", "assert_url", "screenshot", "wait_for"}
+NO_TARGET = {"navigate", "assert_url", "screenshot", "wait_for", "go_back", "reload"}
 SCREENSHOT_TIMEOUT_MS = 5000
 # The consumer enforces RUN_TIMEOUT_SECONDS too (appending ``timed-out``); the executor
 # stops a little earlier so that the run fails with the step and limit named instead.
@@ -82,7 +82,8 @@ class RunSession:
         run_deadline = began + self.config.run_timeout_seconds - safety
         page, popups = await self._open()
         resolver = Resolver(page, popups, strict=self.config.healing == "strict",
-                            advisor=self.advisor)
+                            advisor=self.advisor,
+                            not_found_seconds=self.config.not_found_seconds)
         last = len(self.job.steps) - 1
         for index, step in enumerate(self.job.steps):
             result = await self._step(index, step, page, popups, resolver, run_deadline)
@@ -166,13 +167,18 @@ class RunSession:
             async with asyncio.timeout(budget + 1.0):
                 await self._guarded(self._perform(index, ctx))
         except StepFailed as exc:
-            if time.monotonic() < ctx.deadline - 0.1 or isinstance(exc, StepTimedOut):
+            if time.monotonic() < ctx.deadline - 0.1:
                 return exc
-            # It gave up because the step's time ran out: say which limit did it.
-            timed_out = StepTimedOut(f"{self._limit_message(index, ctx, run_deadline)}: {exc}",
-                                     details=exc.details)
-            timed_out.details.setdefault("cause", exc.kind)
-            return timed_out
+            # It gave up because the step's time ran out: say which limit did it. What was
+            # decided (not found, ambiguous, blocked …) keeps its kind; a wait or an action
+            # that only ran out of time is a timeout.
+            limit = self._limit_message(index, ctx, run_deadline)
+            if isinstance(exc, StepTimedOut) or type(exc) is ActionFailed:
+                timed_out = StepTimedOut(f"{limit}: {exc}", details=exc.details)
+                timed_out.details.setdefault("cause", exc.kind)
+                return timed_out
+            exc.args = (f"{limit}: {exc}",)
+            return exc
         except TimeoutError:
             return StepTimedOut(self._limit_message(index, ctx, run_deadline))
         except PlaywrightError as exc:
