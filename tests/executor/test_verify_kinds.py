@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from ledger.definition import parse_test
+from ledger.definition import Step, parse_test
 from ledger.errors import InvalidDefinition
 from ledger.verify import UnclearCheck, read_check
 from worker.agent.actions import drop_phrase, key_chord, named_gesture, place_in
 from worker.agent.instruction import parse
-from ledger.definition import Step
 
 pytestmark = pytest.mark.unit
 

@@ -5,12 +5,13 @@ placeholder, then alt text and visible text, then the input next to a text, then
 the phrase as ``#id`` / ``[name=…]``. Exact variants come just before their substring
 variants. The ARIA-snapshot candidates are built separately (``fuzzy_candidates``), only
 when the probes above found nothing or only loose, ambiguous matches: the snapshot is the
-costly part.
+costly part, and CPU work: callers run it in a worker thread with a time budget.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
@@ -124,7 +125,8 @@ def _slugs(t: str) -> list[Candidate]:
     return out
 
 
-def fuzzy_candidates(intent: Intent, snapshot: str) -> list[Candidate]:
+def fuzzy_candidates(intent: Intent, snapshot: str, budget: float | None = None
+                     ) -> list[Candidate]:
     """Candidates read off the page's ARIA snapshot (role and accessible name per line):
 
     * the name *is* the phrase once case, emoji, prices and punctuation are ignored
@@ -139,7 +141,10 @@ def fuzzy_candidates(intent: Intent, snapshot: str) -> list[Candidate]:
     roles = set(intent.candidate_roles)
     prose = _words(intent.prose or phrases[0])
     best: dict[tuple[str, str], tuple[float, bool]] = {}
-    for role, name in _aria_names(snapshot):
+    stop = None if budget is None else time.monotonic() + budget
+    for index, (role, name) in enumerate(_aria_names(snapshot)):
+        if stop is not None and index % 64 == 0 and time.monotonic() > stop:
+            break  # the best so far: a huge page's names are read for a bounded time
         if roles and role not in roles:
             continue
         score = _snapshot_score(phrases, prose, name)

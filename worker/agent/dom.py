@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,10 +24,13 @@ from playwright.async_api import Locator, Page
 from worker.agent.candidates import Candidate, candidates, fuzzy_candidates, scope_specs
 from worker.agent.instruction import Intent
 from worker.agent.locators import Call, LocatorSpec
-from worker.agent.probe import Match, PageState, Probe, probe, same_state
+from worker.agent.probe import Match, PageState, Probe, named_elements, probe, same_state
 
 MARGIN = 30.0
 MODAL = LocatorSpec.css('[aria-modal="true"]:visible, dialog:modal').then("last")
+FUZZY_BUDGET_SECONDS = 0.5
+#: above this many elements the snapshot rung reads names with ``named_elements`` instead
+SNAPSHOT_MAX_ELEMENTS = 5000
 _BANDS = (50.0, 130.0, 210.0, 300.0, float("inf"))
 
 
@@ -229,6 +233,16 @@ class DomSearch:
         if root and root.calls[-1].method == "content_frame":
             locator = locator.locator("body")
         with self._in_browser():
-            snapshot = await locator.aria_snapshot()
-        found = fuzzy_candidates(intent, snapshot)[:8]
+            size = await locator.evaluate("el => el.getElementsByTagName('*').length")
+            if size <= SNAPSHOT_MAX_ELEMENTS:
+                snapshot = await locator.aria_snapshot()
+            else:
+                # A huge page's ARIA snapshot is megabytes to parse on the event loop: read
+                # a bounded list of its named elements instead, in the snapshot's form.
+                rows = await named_elements(self._page)
+                snapshot = "\n".join(f"- {role} {json.dumps(name)}" for role, name, _ in rows
+                                      if name and role != "generic")
+        # Off the event loop: a large page's snapshot is thousands of names to compare.
+        found = (await asyncio.to_thread(fuzzy_candidates, intent, snapshot,
+                                         FUZZY_BUDGET_SECONDS))[:8]
         return list(await asyncio.gather(*(self._find(c, scope) for c in found)))

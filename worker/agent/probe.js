@@ -177,5 +177,7 @@ function namedElements(opts) {
     seen.add(key);
     out.push([role, name, text]);
   }
-  return out;
+  // One string: Playwright validates every value of a structured result on the worker's
+  // event loop, which for thousands of rows takes longer than parsing their JSON.
+  return JSON.stringify(out);
 }

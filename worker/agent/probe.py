@@ -14,6 +14,7 @@ tag, role, accessible-ish name, id, classes, text, a few attributes and the ance
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -154,7 +155,8 @@ async def settled(page: Page, network: NetworkActivity) -> bool:
 async def named_elements(page: Page, limit: int = 3000, scan: int = 20000
                          ) -> list[tuple[str, str, str]]:
     """Visible (role, name, text) rows of the page, for "closest candidates"."""
-    rows = await _evaluate(page, NAMED_JS, {"limit": limit, "scan": scan})
+    raw = await _evaluate(page, NAMED_JS, {"limit": limit, "scan": scan})
+    rows = await asyncio.to_thread(json.loads, raw)
     return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 

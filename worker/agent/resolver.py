@@ -377,7 +377,7 @@ async def describe(search: DomSearch, match: Match) -> LocatorSpec | None:
 
 def closest_rows(phrase: str, rows: list[tuple[str, str, str]], n: int, budget: float
                  ) -> list[tuple[str, str, str]]:
-    """The ``n`` rows whose name or text is most like ``phrase`` (similarity ≥ 0.4), best
+    """The ``n`` rows whose name or text is most like ``phrase``, best
     first; CPU work for a worker thread, stopping after ``budget`` seconds."""
     stop = time.monotonic() + budget
     wanted = phrase.lower()
@@ -398,7 +398,7 @@ def closest_rows(phrase: str, rows: list[tuple[str, str, str]], n: int, budget: 
             if wanted in text.lower() or text.lower() in wanted:
                 ratio = max(ratio, 0.75)
             best = max(best, ratio)
-        if best >= 0.4:
+        if best > 0:
             scored.append((-best, index, row))
     return [row for _, _, row in sorted(scored)[:n]]
 
