@@ -63,6 +63,7 @@ class Action(StrEnum):
     SCROLL = "scroll"
     GO_BACK = "go_back"
     RELOAD = "reload"
+    UPLOAD = "upload"
 
 
 class VerifyState(StrEnum):
@@ -99,6 +100,18 @@ def _check_http_url(value: str) -> str:
     return value
 
 
+class StepFile(BaseModel):
+    """A file an ``upload`` step sends: stored with the test as a content-addressed asset
+    (``id`` is its SHA-256, as the artifact store names files), offered under ``name``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
+    content_type: Annotated[str, Field(min_length=3, max_length=200)] = (
+        "application/octet-stream")
+
+
 class Step(BaseModel):
     """One step: what to do (``action``), described for humans (``instruction``)."""
 
@@ -116,6 +129,19 @@ class Step(BaseModel):
     expected: Annotated[str | None, Field(max_length=2000, validate_default=True)] = None
     #: drag only: the element to drop on (else read from the instruction: "… to 'Done'")
     to: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    #: upload only: the files to choose (validate_default: required for uploads)
+    files: Annotated[list[StepFile] | None, Field(max_length=20, validate_default=True)] = None
+
+    @field_validator("files")
+    @classmethod
+    def _files_for_upload(cls, value: list[StepFile] | None, info: ValidationInfo
+                          ) -> list[StepFile] | None:
+        action = info.data.get("action")
+        if action == Action.UPLOAD and not value:
+            raise ValueError("required for 'upload' steps: the stored files to choose")
+        if value and action not in (None, Action.UPLOAD):
+            raise ValueError("only 'upload' steps have files")
+        return value
 
     @field_validator("state")
     @classmethod

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ledger.artifacts import FileArtifactStore
 from worker.agent import AgentExecutor
 
 from .conftest import RecordingSink, make_job
@@ -183,3 +185,26 @@ async def test_large_pages_do_not_stall_the_event_loop(site: str, make_executor:
     assert sink2.by_index(0).details["error_kind"] == "not_found"
     assert "Line 999 of the report" in str(sink2.by_index(0).details["closest"])
     assert busiest < 0.1, f"the event loop ran {busiest * 1000:.0f} ms without a break"
+
+
+async def test_upload_sends_files_stored_with_the_test(
+    site: str, make_executor: MakeExecutor, tmp_path: Path
+) -> None:
+    store = FileArtifactStore(tmp_path / "artifacts")  # the executor's own store
+    cv = await store.put(b"my cv", kind="asset", content_type="text/plain")
+    photo = await store.put(b"a cat", kind="asset", content_type="image/png")
+    steps = [
+        {"action": "upload", "instruction": "Attach the CV",  "target": "Attachment",
+         "files": [{"id": cv.id, "name": "cv.txt", "content_type": "text/plain"}]},
+        {"action": "upload", "instruction": "Upload a photo with 'Choose a photo'",
+         "files": [{"id": photo.id, "name": "cat.png", "content_type": "image/png"}]},
+        {"action": "verify", "instruction": "Both chosen",
+         "expected": "attachment: cv.txt (my cv) photo: cat.png (a cat)"},
+    ]
+    outcome, _ = await run(make_executor, f"{site}/todo.html", steps)
+    assert outcome.status == "passed", (outcome.error_step, outcome.error)
+
+    missing = [{"action": "upload", "instruction": "Attach it", "target": "Attachment",
+                "files": [{"id": "0" * 64, "name": "gone.pdf"}]}]
+    outcome, _ = await run(make_executor, f"{site}/todo.html", missing)
+    assert outcome.status == "failed" and "'gone.pdf'" in (outcome.error or "")

@@ -15,8 +15,9 @@ from typing import Any, Literal
 from urllib.parse import urljoin
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Locator, Page
+from playwright.async_api import FilePayload, Locator, Page
 
+from ledger.artifacts import ArtifactNotFound, ArtifactStore
 from ledger.definition import Step
 from ledger.verify import QUOTED, UnclearCheck, read_check
 from projections.locator_memory import MemoryEntry
@@ -69,6 +70,7 @@ class StepContext:
     memory_info: dict[str, Any] | None
     details: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    artifacts: ArtifactStore | None = None  # where an upload step's files are stored
     resolved_url: str | None = None  # the page's URL when the target was resolved
     screenshot: bytes | None = None  # an explicit ``screenshot`` step's capture
 
@@ -190,6 +192,39 @@ async def _scroll(ctx: StepContext) -> Resolution | None:
     await ctx.act(f"scroll to {found.spec}",
                   lambda: found.locator.scroll_into_view_if_needed(timeout=ctx.remaining_ms))
     return found
+
+
+async def _upload(ctx: StepContext) -> Resolution:
+    files = await _stored_files(ctx)
+    found = await ctx.resolve()
+    if found.match.fingerprint.get("tag") == "input" and (
+            (found.match.fingerprint.get("attrs") or {}).get("type") == "file"):
+        await ctx.act(f"choose files in {found.spec}",
+                      lambda: found.locator.set_input_files(files, timeout=ctx.remaining_ms))
+        return found
+
+    async def choose() -> None:
+        # A styled button or drop zone: click it and answer the file chooser it opens.
+        async with ctx.page.expect_file_chooser(timeout=ctx.remaining_ms) as chooser:
+            await found.locator.click(timeout=ctx.remaining_ms)
+        await (await chooser.value).set_files(files, timeout=ctx.remaining_ms)
+
+    await ctx.act(f"choose files through {found.spec}", choose)
+    return found
+
+
+async def _stored_files(ctx: StepContext) -> list[FilePayload]:
+    if ctx.artifacts is None:
+        raise StepFailed("uploads need the artifact store, which this executor has not got")
+    payloads: list[FilePayload] = []
+    for file in ctx.step.files or []:
+        try:
+            data = await ctx.artifacts.get(file.id)
+        except ArtifactNotFound:
+            raise StepFailed(f"the file {file.name!r} ({file.id[:12]}…) is not stored: upload "
+                             "it with the test before running it") from None
+        payloads.append({"name": file.name, "mimeType": file.content_type, "buffer": data})
+    return payloads
 
 
 async def _fill(ctx: StepContext) -> Resolution:
@@ -419,6 +454,7 @@ _HANDLERS: dict[str, Callable[[StepContext], Awaitable[Resolution | None]]] = {
     "scroll": _scroll,
     "go_back": _go_back,
     "reload": _reload,
+    "upload": _upload,
 }
 
 

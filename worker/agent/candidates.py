@@ -27,9 +27,10 @@ _STOPWORDS = {
     "hover", "button", "link", "field", "box", "page",
 }
 _FIELD_ACTIONS = {"fill", "press", "select"}
-_LABELLED_ACTIONS = {"fill", "press", "select", "check", "uncheck", "click", "double_click"}
+_LABELLED_ACTIONS = {"fill", "press", "select", "check", "uncheck", "click", "double_click",
+                     "upload"}
 _TEXT_ACTIONS = {"click", "hover", "wait_for", "verify", "double_click", "right_click", "drag",
-                 "scroll"}
+                 "scroll", "upload"}
 _TOGGLES = {"check", "uncheck"}
 _ARIA_LINE = re.compile(r'^\s*- (?P<role>[a-z]+) "(?P<name>(?:[^"\\]|\\.)*)"')
 _INPUTS = "xpath=following::*[self::input or self::textarea or self::select][1]"

@@ -31,6 +31,7 @@ DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
                     "gridcell", "cell", "img"),
     "drag": ("listitem", "button", "link", "img", "option", "row"),
     "scroll": (),
+    "upload": ("button", "link"),
 }
 
 # Actions that can only act on certain roles: a role noun contradicting them ("Enter the

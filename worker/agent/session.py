@@ -136,7 +136,7 @@ class RunSession:
         ctx = StepContext(
             page=page, step=step, intent=intent, test_url=self.job.url,
             deadline=now + max(budget, 0.0), verify_seconds=self.config.verify_timeout_seconds,
-            resolver=resolver, memory=None, memory_info=None,
+            resolver=resolver, memory=None, memory_info=None, artifacts=self.artifacts,
         )
         if self._tracing:
             await self.context.tracing.group(f"{index}: {step.action.value} — "
