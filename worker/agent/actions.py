@@ -33,6 +33,7 @@ from worker.agent.errors import (
     UnclearStep,
 )
 from worker.agent.instruction import DEFAULT_ROLES, Intent, Scope, check_subject
+from worker.agent.locators import LocatorSpec
 from worker.agent.resolver import Resolution, Resolver
 
 _STATE_WORDS = {"disabled", "enabled", "checked", "unchecked"}
@@ -375,7 +376,7 @@ async def _verify_count(ctx: StepContext, subject: Intent, roles: tuple[str, ...
     if container is None and subject.target and noun not in _CONTAINER_WORDS:
         container = Scope(_container_role(subject.prose), subject.target)
     if container is not None:
-        for spec in scope_specs(container):
+        for spec in [*scope_specs(container), *_slug_specs(container.text)]:
             located = spec.build(ctx.page).filter(visible=True)
             if await located.count() == 1:
                 root = located
@@ -393,8 +394,14 @@ async def _verify_count(ctx: StepContext, subject: Intent, roles: tuple[str, ...
                               ctx.check_deadline)
 
 
-_CONTAINER_WORDS = {"", "list", "table", "page", "grid", "menu", "results", "cart",
-                    "basket", "todo list", "to do list", "inbox", "feed", "todos", "items"}
+_CONTAINER_WORDS = {"", "list", "table", "page", "grid", "menu", "results", "items"}
+
+
+def _slug_specs(name: str) -> list[Any]:
+    """"the todo list" → the element with id or class ``todo-list`` / ``todo_list``."""
+    words = re.findall(r"[a-z0-9]+", name.lower())
+    slugs = dict.fromkeys(("-".join(words), "_".join(words)))
+    return [LocatorSpec.css(f'[id="{slug}"], [class~="{slug}"]') for slug in slugs if slug]
 
 
 def _container_role(prose: str) -> str:

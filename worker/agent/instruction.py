@@ -250,7 +250,7 @@ def check_subject(step: Step, action: str) -> Intent:
     it but whether or not it is enabled."""
     text, quoted = _tokenise(step.instruction)
     cut = predicate_start(text)
-    head = text[:cut] if cut else text
+    head = text[:cut] if cut is not None else text
     scope, head = _scope(head, quoted)
     ordinal, head = _ordinal(head)
     roles = _roles(head)
