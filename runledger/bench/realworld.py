@@ -222,6 +222,10 @@ async def _check(page: Page, step: Any, locator: Locator) -> None:
         await expect(locator).to_be_hidden(timeout=timeout)
     elif kind == "value":
         await expect(locator).to_have_value(step.expected or "", timeout=timeout)
+    elif kind in ("checked", "unchecked") and await locator.get_attribute("aria-selected"):
+        # A tab is "selected", not checked.
+        await expect(locator).to_have_attribute(
+            "aria-selected", "true" if kind == "checked" else "false", timeout=timeout)
     elif kind == "checked":
         await expect(locator).to_be_checked(timeout=timeout)
     elif kind == "unchecked":

@@ -237,12 +237,47 @@ async def _fill(ctx: StepContext) -> Resolution:
 
 async def _check(ctx: StepContext) -> Resolution:
     found = await ctx.resolve()
-    if ctx.intent.action == "check":
+    wanted = ctx.intent.action == "check"
+    verb = "check" if wanted else "uncheck"
+    if await _covered_by_its_label(found.locator):
+        # Styled kits hide the real input under its label's drawing: click the label, as a
+        # person does, then make sure the state is the one asked for.
+        label = found.locator.locator(_LABEL_OF)
+
+        async def by_label() -> None:
+            if await found.locator.is_checked() != wanted:
+                await label.click(timeout=ctx.remaining_ms)
+            if await found.locator.is_checked() != wanted:
+                raise ActionFailed(f"clicking its label did not {verb} {found.spec}")
+
+        await ctx.act(f"{verb} {found.spec} through its label", by_label)
+        return found
+    if wanted:
         await ctx.act(f"check {found.spec}", lambda: found.locator.check(timeout=ctx.remaining_ms))
     else:
         await ctx.act(f"uncheck {found.spec}",
                       lambda: found.locator.uncheck(timeout=ctx.remaining_ms))
     return found
+
+
+_LABEL_OF = "xpath=ancestor::label[1]"
+_COVERED_JS = """el => {
+  const r = el.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+  if (!hit || hit === el || el.contains(hit)) return false;
+  const labels = el.labels ? [...el.labels] : [];
+  return labels.some(l => l.closest('label') === l && l.contains(el) && l.getClientRects().length);
+}"""
+
+
+async def _covered_by_its_label(locator: Locator) -> bool:
+    """Whether the control's centre is covered (a styled checkbox drawn over it) while a
+    visible label wraps it."""
+    try:
+        await locator.scroll_into_view_if_needed(timeout=2000)
+        return bool(await locator.evaluate(_COVERED_JS, timeout=2000))
+    except PlaywrightError:
+        return False
 
 
 async def _press(ctx: StepContext) -> Resolution | None:
@@ -344,7 +379,9 @@ async def _verify(ctx: StepContext) -> Resolution | None:
         return None
     subject = check_subject(step, _CHECK_ACTION.get(kind, "verify"))
     if kind in ("visible", "hidden"):
-        phrase = subject.target or expected
+        # Words name what to look for; an expected text, when the step gives one, is it.
+        phrase = (step.target or subject.target or expected) if reading.explicit else (
+            expected or subject.target)
         if not phrase:
             raise StepFailed(f"the instruction names nothing to check as {kind}")
         await checks.verify_shown(ctx.page, phrase, shown=kind == "visible",

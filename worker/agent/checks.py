@@ -140,8 +140,8 @@ async def verify_state(locator: Locator, state: str, expected: str | None, deadl
     async def ok() -> bool:
         if state == "value":
             return (await locator.input_value(timeout=timeout)) == (expected or "")
-        if state == "unchecked":
-            return not await locator.is_checked(timeout=timeout)
+        if state in ("checked", "unchecked"):
+            return await _is_on(locator, timeout) == (state == "checked")
         return bool(await checks[state](timeout=timeout))
 
     try:
@@ -154,6 +154,20 @@ async def verify_state(locator: Locator, state: str, expected: str | None, deadl
     if state == "value":
         raise AssertionFailed(f"expected the value {expected!r}, got {actual!r}")
     raise AssertionFailed(f"expected the element to be {state}, but it is not")
+
+
+_ON_JS = """el => ['aria-selected', 'aria-pressed', 'aria-expanded']
+  .some(a => el.getAttribute(a) === 'true')"""
+
+
+async def _is_on(locator: Locator, timeout: float) -> bool:  # noqa: ASYNC109
+    """Checked — or, for a tab, option or toggle button, selected / pressed."""
+    try:
+        return await locator.is_checked(timeout=timeout)
+    except PlaywrightError as exc:
+        if "Not a checkbox or radio button" not in str(exc):
+            raise
+        return bool(await locator.evaluate(_ON_JS, timeout=timeout))
 
 
 async def verify_shown(page: Page, phrase: str, *, shown: bool, roles: tuple[str, ...],
