@@ -64,6 +64,7 @@ class Action(StrEnum):
     GO_BACK = "go_back"
     RELOAD = "reload"
     UPLOAD = "upload"
+    SWITCH_TAB = "switch_tab"
 
 
 class VerifyState(StrEnum):

@@ -208,3 +208,28 @@ async def test_upload_sends_files_stored_with_the_test(
                 "files": [{"id": "0" * 64, "name": "gone.pdf"}]}]
     outcome, _ = await run(make_executor, f"{site}/todo.html", missing)
     assert outcome.status == "failed" and "'gone.pdf'" in (outcome.error or "")
+
+
+async def test_new_tabs_and_popups_are_followed_and_left(site: str, make_executor: MakeExecutor
+                                                          ) -> None:
+    steps = [
+        {"action": "click", "instruction": "Click 'About us (new tab)'"},
+        {"action": "verify", "instruction": "The about page", "expected": "We test browsers."},
+        {"action": "switch_tab", "instruction": "Switch back to the first tab"},
+        {"action": "click", "instruction": "Click 'Sign in with a popup'"},
+        {"action": "click", "instruction": "Click 'Allow'"},
+        {"action": "verify", "instruction": "Signed in", "expected": "Signed in through the popup"},
+        {"action": "switch_tab", "instruction": "Switch to the 'About' tab"},
+        {"action": "verify", "instruction": "About again", "state": "title", "expected": "About"},
+    ]
+    outcome, sink = await run(make_executor, f"{site}/todo.html", steps)
+    assert outcome.status == "passed", (outcome.error_step, outcome.error,
+                                        [(r.url, r.details.get("tab")) for r in sink.results])
+    assert sink.by_index(1).details["tab"]["followed"] == "new tab"
+    assert sink.by_index(1).url.endswith("/about.html")
+    assert sink.by_index(4).details["tab"]["url"].endswith("/popup.html")
+    assert sink.by_index(5).details["tab"]["followed"] == "back (the tab closed)"
+
+    steps = [{"action": "switch_tab", "instruction": "Switch to the 'Billing' tab"}]
+    outcome, sink = await run(make_executor, f"{site}/todo.html", steps)
+    assert outcome.status == "failed" and sink.by_index(0).details["error_kind"] == "not_found"

@@ -25,6 +25,7 @@ from worker.agent import checks
 from worker.agent.candidates import scope_specs
 from worker.agent.errors import (
     ActionFailed,
+    AmbiguousTarget,
     AssertionFailed,
     Blocked,
     GestureMismatch,
@@ -72,6 +73,9 @@ class StepContext:
     details: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     artifacts: ArtifactStore | None = None  # where an upload step's files are stored
+    #: the run's open pages, oldest first (``switch_tab`` picks one: ``switch_to``)
+    tabs: list[Page] = field(default_factory=list)
+    switch_to: Page | None = None
     resolved_url: str | None = None  # the page's URL when the target was resolved
     screenshot: bytes | None = None  # an explicit ``screenshot`` step's capture
 
@@ -339,6 +343,38 @@ async def _go_back(ctx: StepContext) -> None:
         raise ActionFailed("there is no page to go back to")
 
 
+async def _switch_tab(ctx: StepContext) -> None:
+    """"Switch to the 'Docs' tab" (by title or address), "… back to the first tab", "… to
+    the new tab"; with two tabs open, "the other one"."""
+    open_tabs = [page for page in ctx.tabs if not page.is_closed()]
+    others = [page for page in open_tabs if page is not ctx.page]
+    words = ctx.step.instruction.lower()
+    chosen: list[Page]
+    if ctx.intent.quoted:
+        wanted = ctx.intent.quoted[0].lower()
+        chosen = []
+        for page in open_tabs:
+            title = (await page.title()).lower()
+            if wanted in title or wanted in page.url.lower():
+                chosen.append(page)
+    elif re.search(r"\b(first|original|main|initial|opening)\b", words):
+        chosen = open_tabs[:1]
+    elif re.search(r"\b(new|newest|latest|last|popup|other)\b", words) and others:
+        chosen = others[-1:]
+    elif re.search(r"\b(previous|back)\b", words) and others:
+        chosen = others[-1:]
+    else:
+        chosen = others if len(others) == 1 else []
+    if len(chosen) != 1:
+        listed = "; ".join(p.url for p in open_tabs)
+        raise (AmbiguousTarget if chosen else TargetNotFound)(
+            f"{'several' if chosen else 'no'} open tab(s) fit the instruction; open tabs: "
+            f"{listed} — name the tab's title in quotes, or say first / new / previous")
+    page = chosen[0]
+    await ctx.act("switch tab", page.bring_to_front)
+    ctx.page = ctx.switch_to = page
+
+
 async def _reload(ctx: StepContext) -> None:
     await ctx.act("reload", lambda: ctx.page.reload(timeout=ctx.remaining_ms, wait_until="load"))
 
@@ -499,6 +535,7 @@ _HANDLERS: dict[str, Callable[[StepContext], Awaitable[Resolution | None]]] = {
     "go_back": _go_back,
     "reload": _reload,
     "upload": _upload,
+    "switch_tab": _switch_tab,
 }
 
 

@@ -56,7 +56,7 @@ const fingerprint = (el) => {
   const cls = [...el.classList].slice(0, 6); if (cls.length) fp.classes = cls;
   const text = clip(el.innerText, 80); if (text && text !== fp.name) fp.text = text;
   const attrs = {};
-  for (const a of ['name', 'type', 'placeholder', 'data-testid', 'aria-label', 'title', 'alt', 'href']) {
+  for (const a of ['name', 'type', 'placeholder', 'data-testid', 'aria-label', 'title', 'alt', 'href', 'target']) {
     const v = el.getAttribute(a); if (v) attrs[a] = v.slice(0, 120);
   }
   if (Object.keys(attrs).length) fp.attrs = attrs;
@@ -142,13 +142,27 @@ function scanPage(opts) {
 // When the document last changed: a page is "settled" once it has been quiet a moment.
 const ACT = Symbol.for('runledger.activity');
 const activity = window[ACT] || (window[ACT] = (() => {
-  const a = {last: performance.now()};
+  const a = {last: performance.now(), opened: 0, closing: false};
+  // Count window.open calls: a click that opens a popup makes the run wait for it.
+  const open = window.open;
+  if (typeof open === 'function') {
+    window.open = function (...args) { a.opened++; return open.apply(this, args); };
+  }
+  const close = window.close;
+  if (typeof close === 'function') {
+    window.close = function (...args) { a.closing = true; return close.apply(this, args); };
+  }
   try {
     new MutationObserver(() => { a.last = performance.now(); }).observe(document,
       {subtree: true, childList: true, attributes: true, characterData: true});
   } catch (e) { /* no document yet: counted from now */ }
   return a;
 })());
+function takeOpened() {
+  const out = {opened: activity.opened, closing: activity.closing};
+  activity.opened = 0;
+  return out;
+}
 function settleState() {
   return {ready: document.readyState === 'complete', quiet_ms: performance.now() - activity.last};
 }

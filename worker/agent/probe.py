@@ -30,7 +30,8 @@ _LIB = resources.files("worker.agent").joinpath("probe.js").read_text(encoding="
 _KEY = "window[Symbol.for('runledger.agent')]"
 # The banner list rides inside the library, not in every call's arguments.
 _API = (f"(() => {{\nconst BANNERS = {json.dumps(PROBE_BANNERS)};\n{_LIB}\n"
-        "return {probeElements, scanPage, pageState, settleState, namedElements};\n})()")
+        "return {probeElements, scanPage, pageState, settleState, namedElements,"
+        " takeOpened};\n})()")
 
 
 def _entry(params: str, call: str) -> tuple[str, str]:
@@ -49,6 +50,7 @@ PROBE_ONE_JS = _entry("el, opts", "probeElements([el], opts)")
 SCAN_JS = _entry("opts", "scanPage(opts)")
 STATE_JS = _entry("opts", "pageState(opts)")
 SETTLE_JS = _entry("opts", "settleState()")
+OPENED_JS = _entry("opts", "takeOpened()")
 NAMED_JS = _entry("opts", "namedElements(opts)")
 #: a page counts as settled once its DOM and network have been quiet this long
 QUIET_SECONDS = 0.5
@@ -150,6 +152,13 @@ async def settled(page: Page, network: NetworkActivity) -> bool:
         return False
     state = await _evaluate(page, SETTLE_JS, {})
     return bool(state["ready"]) and state["quiet_ms"] >= QUIET_SECONDS * 1000
+
+
+async def window_calls(page: Page) -> tuple[int, bool]:
+    """How many times the page called ``window.open`` since the last call, and whether it
+    called ``window.close``."""
+    found = await _evaluate(page, OPENED_JS, {}) or {}
+    return int(found.get("opened") or 0), bool(found.get("closing"))
 
 
 async def named_elements(page: Page, limit: int = 3000, scan: int = 20000
