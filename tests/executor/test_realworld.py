@@ -44,6 +44,6 @@ async def test_a_real_world_flow(flow: Flow, realworld: str, host: ChromiumHost,
         await context.add_init_script(script=INSTALL_JS)
         proof = await prove(await context.new_page(), realworld, flow)
     assert proof.wrong == [], "the resolver named another element than the proof"
-    executor = make_executor(screenshots="off", traces="off", not_found_seconds=2.0)
+    executor = make_executor(screenshots="off", traces="off", not_found_seconds=1.0)
     verdict = await run_flow(executor, realworld, flow)
     assert verdict.as_expected, f"expected {flow.expect}, got {verdict.status}: {verdict.detail}"
