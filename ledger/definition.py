@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from ledger import secret_refs
 from ledger.codec import MAX_EVENT_BYTES
 from ledger.domain import STEP_BUDGETS, STEP_LOCATOR_BYTES, STEP_MARGIN_BYTES, recordable
 from ledger.errors import InvalidDefinition
@@ -177,6 +178,12 @@ class Step(BaseModel):
             _check_http_url(value)
         return value
 
+    @field_validator("value", "target")
+    @classmethod
+    def _secret_references(cls, value: str | None, info: ValidationInfo) -> str | None:
+        secret_refs.check(value, url=info.field_name == "target")
+        return value
+
     @field_validator("advanced_selector")
     @classmethod
     def _selector_fits(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -293,6 +300,7 @@ class TestSpec(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        secret_refs.check(value, url=True)
         return _check_http_url(value)
 
     def steps_snapshot(self) -> list[dict[str, Any]]:

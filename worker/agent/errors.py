@@ -12,6 +12,8 @@
         ├── CaptchaDetected             a CAPTCHA blocks the page; it is never attempted
         ├── UnclearStep                 the instruction reads two ways (two kinds of check)
         ├── GestureMismatch             the instruction names another gesture than the action
+        ├── NavigationBlocked           ``NAVIGATION_POLICY`` refused the page's address
+        ├── UnknownSecret               ``{{secrets.NAME}}`` names a secret the worker lacks
         └── StepTimedOut                ``STEP_TIMEOUT_SECONDS`` or ``RUN_TIMEOUT_SECONDS`` hit
 
 Each class has one ``kind`` (``details.error_kind``), the same whatever the timing: a target
@@ -82,6 +84,14 @@ class GestureMismatch(StepFailed, kind="gesture"):
 
 class CaptchaDetected(StepFailed, kind="captcha"):
     """A CAPTCHA blocks the page; it is never attempted."""
+
+
+class NavigationBlocked(StepFailed, kind="navigation-blocked"):
+    """The step navigated somewhere ``NAVIGATION_POLICY`` blocks; the target never saw it."""
+
+
+class UnknownSecret(StepFailed, kind="unknown-secret"):
+    """A step refers to a secret this worker does not have; the reference is never typed."""
 
 
 class StepTimedOut(StepFailed, kind="timeout"):
