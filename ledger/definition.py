@@ -14,6 +14,7 @@ re-judged: history is a fact, and the executor bounds what it records anyway.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -34,7 +35,7 @@ from ledger import secret_refs
 from ledger.codec import MAX_EVENT_BYTES
 from ledger.domain import STEP_BUDGETS, STEP_LOCATOR_BYTES, STEP_MARGIN_BYTES, recordable
 from ledger.errors import InvalidDefinition
-from ledger.verify import NEEDS_EXPECTED, UnclearCheck, read_check
+from ledger.verify import NEEDS_EXPECTED, QUOTED, UnclearCheck, read_check
 
 MAX_STEPS = 200
 #: how locator memory writes a step's value into its normalised instruction
@@ -244,6 +245,27 @@ class Step(BaseModel):
             ),
             loc=(field,), input=getattr(self, field),
         )])
+
+
+_PLACE = re.compile(r"https?://[^\s'\"<>]+|(?<![\w/])/[\w\-./?=&%#~+:@]*", re.I)
+
+
+def place_named(instruction: str) -> str | None:
+    """A URL or a path (``/about.html``) an instruction names ("Go to the About page at
+    /about.html"), or None."""
+    text = QUOTED.sub(lambda m: f" {m.group(2) or m.group(3) or m.group(4) or ''} ",
+                      instruction)
+    for match in _PLACE.finditer(text):
+        place = match.group(0).rstrip(".,;:!?)")
+        if place.startswith("http") or len(place) > 1 or place == "/":
+            return place
+    return None
+
+
+def navigate_place(step: Step) -> str | None:
+    """Where a ``navigate`` step goes, as written: its ``target``, else a URL or path its
+    instruction names; None: the test's own url."""
+    return step.target or place_named(step.instruction)
 
 
 def _field_error(kind: str, message: str, field: str, value: Any) -> ValidationError:

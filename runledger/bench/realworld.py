@@ -28,10 +28,10 @@ from urllib.parse import urljoin
 
 from playwright.async_api import Locator, Page, expect
 
-from ledger.definition import parse_steps
+from ledger.definition import navigate_place, parse_steps
 from ledger.verify import read_check
 from worker.agent import AgentExecutor
-from worker.agent.actions import key_chord, place_in
+from worker.agent.actions import key_chord
 from worker.agent.errors import StepFailed
 from worker.agent.instruction import parse
 from worker.agent.locators import LocatorSpec
@@ -176,7 +176,7 @@ async def _perform(page: Page, url: str, step: Any, locator: Locator | None, whe
     action = step.action.value
     timeout = EXPECT_MS
     if action == "navigate":
-        place = step.target or place_in(step.instruction)
+        place = navigate_place(step)
         await page.goto(urljoin(url, place) if place else url)
         return
     if action == "assert_url":

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from ledger.definition import Step, parse_test
+from ledger.definition import place_named as place_in
 from ledger.errors import InvalidDefinition
 from ledger.verify import UnclearCheck, read_check
-from worker.agent.actions import drop_phrase, key_chord, named_gesture, place_in
+from worker.agent.actions import drop_phrase, key_chord, named_gesture
 from worker.agent.instruction import parse
 
 pytestmark = pytest.mark.unit

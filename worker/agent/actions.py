@@ -18,8 +18,8 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import FilePayload, Locator, Page
 
 from ledger.artifacts import ArtifactNotFound, ArtifactStore
-from ledger.definition import Step
-from ledger.verify import QUOTED, UnclearCheck, read_check
+from ledger.definition import Step, navigate_place
+from ledger.verify import UnclearCheck, read_check
 from projections.locator_memory import MemoryEntry
 from worker.agent import checks
 from worker.agent.candidates import scope_specs
@@ -338,7 +338,7 @@ async def _option_for(select: Locator, value: str, timeout_ms: float) -> str:
 # -- navigation and checks ----------------------------------------------------------------
 
 async def _navigate(ctx: StepContext) -> None:
-    place = ctx.step.target or place_in(ctx.step.instruction)
+    place = navigate_place(ctx.step)
     url = urljoin(ctx.test_url, place) if place else ctx.test_url
     await goto(ctx, await ctx.typed(None, url))
 
@@ -551,17 +551,6 @@ def named_gesture(instruction: str) -> str | None:
     drag), or None when it names none of them."""
     text = _LEAD.sub("", instruction.strip())
     return next((name for name, pattern in _GESTURES if pattern.match(text)), None)
-
-
-def place_in(instruction: str) -> str | None:
-    """A URL or a path (``/about.html``) the instruction names, or None."""
-    text = QUOTED.sub(lambda m: f" {m.group(2) or m.group(3) or m.group(4) or ''} ",
-                      instruction)
-    for match in _URL_IN_TEXT.finditer(text):
-        place = match.group(0).rstrip(".,;:!?)")
-        if place.startswith("http") or len(place) > 1 or place == "/":
-            return place
-    return None
 
 
 def drop_phrase(instruction: str, intent: Intent) -> str | None:
