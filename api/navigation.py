@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from api.errors import InvalidInput
-from ledger.definition import Action, TestSpec
+from ledger.definition import Action, TestSpec, navigate_place
 from ledger.navigation import InvalidHost, NavigationPolicy, blocked_message
 
 
@@ -19,9 +19,10 @@ def ensure_navigable(spec: TestSpec, policy: NavigationPolicy) -> None:
     """Raise ``InvalidInput`` naming each field whose URL's host the policy blocks."""
     # A relative target is on the test's own host: judged with ``url``.
     urls = [("url", spec.url)] + [
-        (f"definition.steps[{index}].target", step.target)
+        (f"definition.steps[{index}].{'target' if step.target else 'instruction'}", place)
         for index, step in enumerate(spec.definition.steps)
-        if step.action == Action.NAVIGATE and step.target and urlsplit(step.target).netloc
+        if step.action == Action.NAVIGATE and (place := navigate_place(step))
+        and urlsplit(place).netloc
     ]
     errors: list[tuple[str, str, str]] = []
     for field, url in urls:

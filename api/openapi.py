@@ -64,14 +64,24 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
     },
     "Definition": {"steps": "The steps, run in order; a failing step ends the run"},
     "Step": {
-        "action": "What to do: navigate, click, fill, verify, press, select, check, uncheck, "
-                  "hover, wait_for, assert_url or screenshot",
+        "action": "What to do: navigate, click, double_click, right_click, hover, fill, "
+                  "press, select, check, uncheck, drag, upload, scroll, go_back, reload, "
+                  "switch_tab, verify, wait_for, assert_url or screenshot",
         "instruction": "The step in plain words; the element is found from it "
                        "(\"Click 'Sign in'\")",
         "advanced_selector": "A Playwright selector to use before the instruction's element",
         "target": "For navigate: an absolute URL or a path on the test's site",
         "value": "Text to type (fill), the option (select) or the key (press)",
         "expected": "Text the page must show (verify) or the URL it must have (assert_url)",
+        "state": "For verify: what to check — text (default), value, checked, unchecked, "
+                 "enabled, disabled, visible, hidden, count or title",
+        "to": "For drag: the element to drop on",
+        "files": "For upload: the files to choose, stored with the test",
+    },
+    "StepFile": {
+        "id": "The file's SHA-256 (hex), as the artifact store names it",
+        "name": "The file name the page sees",
+        "content_type": "The file's media type",
     },
     "StepOut": _STEP_RESULT,
     "Problem": {

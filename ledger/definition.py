@@ -14,6 +14,7 @@ re-judged: history is a fact, and the executor bounds what it records anyway.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from ledger import secret_refs
 from ledger.codec import MAX_EVENT_BYTES
 from ledger.domain import STEP_BUDGETS, STEP_LOCATOR_BYTES, STEP_MARGIN_BYTES, recordable
 from ledger.errors import InvalidDefinition
+from ledger.verify import NEEDS_EXPECTED, QUOTED, UnclearCheck, read_check
 
 MAX_STEPS = 200
 #: how locator memory writes a step's value into its normalised instruction
@@ -57,6 +59,32 @@ class Action(StrEnum):
     WAIT_FOR = "wait_for"
     ASSERT_URL = "assert_url"
     SCREENSHOT = "screenshot"
+    DOUBLE_CLICK = "double_click"
+    RIGHT_CLICK = "right_click"
+    DRAG = "drag"
+    SCROLL = "scroll"
+    GO_BACK = "go_back"
+    RELOAD = "reload"
+    UPLOAD = "upload"
+    SWITCH_TAB = "switch_tab"
+
+
+class VerifyState(StrEnum):
+    """What a ``verify`` step checks (``state``); without it, visible text — or what the
+    instruction plainly says ("has value 'x'", "is checked", "shows 3 items")."""
+
+    TEXT = "text"
+    VALUE = "value"
+    CHECKED = "checked"
+    UNCHECKED = "unchecked"
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    VISIBLE = "visible"
+    HIDDEN = "hidden"
+    COUNT = "count"
+    TITLE = "title"
+
+
 
 
 # Which optional field each action cannot do without.
@@ -64,7 +92,6 @@ _REQUIRED: dict[Action, str] = {
     Action.FILL: "value",
     Action.SELECT: "value",
     Action.PRESS: "value",
-    Action.VERIFY: "expected",
     Action.ASSERT_URL: "expected",
 }
 
@@ -74,6 +101,18 @@ def _check_http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an absolute http:// or https:// URL")
     return value
+
+
+class StepFile(BaseModel):
+    """A file an ``upload`` step sends: stored with the test as a content-addressed asset
+    (``id`` is its SHA-256, as the artifact store names files), offered under ``name``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
+    content_type: Annotated[str, Field(min_length=3, max_length=200)] = (
+        "application/octet-stream")
 
 
 class Step(BaseModel):
@@ -86,8 +125,34 @@ class Step(BaseModel):
     advanced_selector: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
     target: Annotated[str, Field(max_length=2048)] | None = None
     # validate_default: the check below must also run when the field is absent.
+    #: verify only: what to check (visible text when absent, unless the instruction says)
+    state: VerifyState | None = None
+    # validate_default: the check below must also run when the field is absent.
     value: Annotated[str | None, Field(max_length=10_000, validate_default=True)] = None
     expected: Annotated[str | None, Field(max_length=2000, validate_default=True)] = None
+    #: drag only: the element to drop on (else read from the instruction: "… to 'Done'")
+    to: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    #: upload only: the files to choose (validate_default: required for uploads)
+    files: Annotated[list[StepFile] | None, Field(max_length=20, validate_default=True)] = None
+
+    @field_validator("files")
+    @classmethod
+    def _files_for_upload(cls, value: list[StepFile] | None, info: ValidationInfo
+                          ) -> list[StepFile] | None:
+        action = info.data.get("action")
+        if action == Action.UPLOAD and not value:
+            raise ValueError("required for 'upload' steps: the stored files to choose")
+        if value and action not in (None, Action.UPLOAD):
+            raise ValueError("only 'upload' steps have files")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _state_for_verify(cls, value: VerifyState | None, info: ValidationInfo
+                          ) -> VerifyState | None:
+        if value is not None and info.data.get("action") not in (None, Action.VERIFY):
+            raise ValueError("only 'verify' steps have a state to check")
+        return value
 
     @field_validator("value", "expected")
     @classmethod
@@ -97,6 +162,13 @@ class Step(BaseModel):
             # Filling an empty string is meaningful (clearing a field); other values are not.
             if value is None or (value == "" and action != Action.FILL):
                 raise ValueError(f"required for '{action.value}' steps")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _to_for_drag(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("action") not in (None, Action.DRAG):
+            raise ValueError("only 'drag' steps have a drop target")
         return value
 
     @field_validator("target")
@@ -125,6 +197,30 @@ class Step(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _check_is_clear(self, info: ValidationInfo) -> Step:
+        """A verify step's check, read as the executor reads it: one kind, with what it
+        needs. Stored snapshots are not re-judged (the executor fails such a step)."""
+        if self.action != Action.VERIFY or info.context == STORED:
+            return self
+        try:
+            reading = read_check(self.instruction, self.state)
+        except UnclearCheck as exc:
+            raise _field_error("unclear_check", str(exc), "instruction", self.instruction
+                               ) from None
+        if reading.kind == VerifyState.COUNT:
+            if self.expected is None and reading.count is None:
+                raise _field_error("missing", "required for a count check (how many)",
+                                   "expected", None)
+            if self.expected is not None and not self.expected.strip().isdigit():
+                raise _field_error("not_a_count",
+                                   "a count check needs a whole number, e.g. \"3\"",
+                                   "expected", self.expected)
+        elif reading.kind in NEEDS_EXPECTED and not self.expected:
+            raise _field_error("missing", f"required for 'verify' steps ({reading.kind} check)",
+                               "expected", self.expected)
+        return self
+
+    @model_validator(mode="after")
     def _fits_a_step_event(self, info: ValidationInfo) -> Step:
         if info.context == STORED:
             return self
@@ -149,6 +245,34 @@ class Step(BaseModel):
             ),
             loc=(field,), input=getattr(self, field),
         )])
+
+
+_PLACE = re.compile(r"https?://[^\s'\"<>]+|(?<![\w/])/[\w\-./?=&%#~+:@]*", re.I)
+
+
+def place_named(instruction: str) -> str | None:
+    """A URL or a path (``/about.html``) an instruction names ("Go to the About page at
+    /about.html"), or None."""
+    text = QUOTED.sub(lambda m: f" {m.group(2) or m.group(3) or m.group(4) or ''} ",
+                      instruction)
+    for match in _PLACE.finditer(text):
+        place = match.group(0).rstrip(".,;:!?)")
+        if place.startswith("http") or len(place) > 1 or place == "/":
+            return place
+    return None
+
+
+def navigate_place(step: Step) -> str | None:
+    """Where a ``navigate`` step goes, as written: its ``target``, else a URL or path its
+    instruction names; None: the test's own url."""
+    return step.target or place_named(step.instruction)
+
+
+def _field_error(kind: str, message: str, field: str, value: Any) -> ValidationError:
+    # Braces in the message (a quoted instruction) must not read as template fields.
+    text = message.replace("{", "{{").replace("}", "}}")
+    return ValidationError.from_exception_data("Step", [InitErrorDetails(
+        type=PydanticCustomError(kind, text), loc=(field,), input=value)])
 
 
 def json_bytes(text: str) -> int:

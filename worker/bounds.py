@@ -40,7 +40,7 @@ MAX_ITEMS = 20  # entries of any list (candidates, popups, ambiguous …)
 MAX_DEPTH = 4
 _LOCATOR_KEYS = frozenset({"locator", "old", "new"})
 #: dropped in this order while the findings exceed their budget
-_DROPPABLE = ("candidates", "ambiguous", "fingerprint", "popups", "captcha", "timing")
+_DROPPABLE = ("candidates", "closest", "ambiguous", "fingerprint", "popups", "captcha", "timing")
 #: kept to the last: a heal is never silent (and ``healed`` stays on the step anyway)
 _KEPT = ("locator", "memory", "error_kind", "heal")
 #: what ``details.memory`` holds besides the instruction (written by the session)

@@ -12,7 +12,13 @@ a page of the resolve corpus served on 127.0.0.1, run many times:
   after the first run steps take the memory rung as they do in production. A bare
   ``page.evaluate`` round trip is timed alongside: resolving costs at least one;
 * **memory** — the browser's process tree and this process's RSS every few runs, over
-  ``--runs`` runs with ``BROWSER_MAX_RUNS`` recycling: it must stay bounded.
+  ``--runs`` runs with ``BROWSER_MAX_RUNS`` recycling: it must stay bounded;
+* **against a plain script** — the same flow with the defaults (a screenshot per step, a
+  trace), alternating with the flow written as a plain Playwright script doing the same
+  evidence work (role and label locators, ``page.screenshot`` after each step, a saved
+  trace) on the same browser: the ratio's target is at most 1.2;
+* **time to fail** on a missing element: "not found" within ``NOT_FOUND_SECONDS`` + 1 s
+  (Playwright's own default would wait 30 s).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import psutil
+from playwright.async_api import expect
 
 from ledger.artifacts import FileArtifactStore
 from ledger.codec import RecordedEvent
@@ -153,7 +160,8 @@ async def measure(runs: int, cold_runs: int, artifacts: Path
         finally:
             await executor.close()
         cold = [await _cold_run(site, artifacts) for _ in range(cold_runs)]
-    return _figures(warm, cold, extra, trips, samples, full, runs), samples
+    return _figures(warm, cold, extra, trips, samples, full, runs,
+                    config.not_found_seconds), samples
 
 
 async def _warm_runs(executor: AgentExecutor, memory: MemoryOfResults, site: str, runs: int
@@ -203,24 +211,72 @@ async def _cold_run(site: str, artifacts: Path) -> float:
     return run_start_ms(began, sink)
 
 
-async def _with_artifacts(artifacts: Path, site: str, runs: int) -> list[float]:
-    """Run durations with the defaults: a screenshot per step and a trace per run."""
+async def _with_artifacts(artifacts: Path, site: str, runs: int
+                          ) -> tuple[list[float], list[float], list[float]]:
+    """Run durations with the defaults (a screenshot per step, a trace per run), alternating
+    with the same flow written as a plain Playwright script that does the same evidence
+    work, on the same browser; and the time to fail on a missing element."""
     config = ExecutorConfig(artifacts_dir=artifacts, retention_interval_seconds=3600)
     executor = AgentExecutor(config, artifacts=FileArtifactStore(artifacts))
     await executor.open()
     try:
-        durations = []
+        ours: list[float] = []
+        script: list[float] = []
         for _ in range(runs):
+            began = time.perf_counter()
             outcome = await executor.execute(job(site), TimingSink())
-            durations.append(float(outcome.duration_ms))
-        return durations
+            if outcome.status != "passed":
+                raise RuntimeError(f"bench run failed: {outcome.error}")
+            ours.append((time.perf_counter() - began) * 1000)
+            script.append(await plain_script_ms(executor, site, artifacts))
+        missing = [await _missing_ms(executor, site) for _ in range(3)]
+        return ours, script, missing
     finally:
         await executor.close()
 
 
+async def plain_script_ms(executor: AgentExecutor, site: str, out: Path) -> float:
+    """The bench flow as a person writes it with Playwright: role and label locators, a
+    screenshot saved after each step, a trace of the run saved — timed whole."""
+    shots = out / "script"
+    shots.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    async with executor.host.context() as (context, _):
+        await context.tracing.start(screenshots=True, snapshots=True)
+        page = await context.new_page()
+        steps = [
+            lambda: page.goto(f"{site}/01_login.html"),
+            lambda: page.get_by_label("Email address").fill("ada@example.com"),
+            lambda: page.get_by_label("Password").fill("hunter2"),
+            lambda: page.get_by_label("Keep me signed in").check(),
+            lambda: page.get_by_role("button", name="Sign in").click(),
+            lambda: expect(page.get_by_text("Sign in to Acme")).to_be_visible(),
+        ]
+        for index, step in enumerate(steps):
+            await step()
+            await page.wait_for_load_state("load")  # the click may have started a navigation
+            await page.screenshot(path=shots / f"{index}.png")
+        await context.tracing.stop(path=out / "script-trace.zip")
+    return (time.perf_counter() - began) * 1000
+
+
+async def _missing_ms(executor: AgentExecutor, site: str) -> float:
+    """From the step's start to its "not found" failure, for a button the page lacks."""
+    steps = parse_steps([{"action": "click", "instruction": "Click the 'Export' button"}])
+    run = RunJob(run_id=uuid.uuid4(), test_id="bench-missing", test_name="bench missing",
+                 url=f"{site}/01_login.html", steps=steps, auto_handle_popups=True, attempt=1)
+    sink = TimingSink()
+    outcome = await executor.execute(run, sink)
+    if outcome.status != "failed" or sink.results[0].details.get("error_kind") != "not_found":
+        raise RuntimeError(f"the missing element did not fail as not found: {outcome.error}")
+    return float(sink.results[0].duration_ms)
+
+
 def _figures(warm: list[float], cold: list[float], extra: dict[str, list[float]],
-             trips: list[float], samples: list[tuple[int, int, int]], full: list[float],
-             runs: int) -> list[Figure]:
+             trips: list[float], samples: list[tuple[int, int, int]],
+             full: tuple[list[float], list[float], list[float]], runs: int,
+             not_found_seconds: float) -> list[Figure]:
+    ours, script, missing = full
     mb = 1024 * 1024
     steady = [s for s in samples if s[0] >= 10] or samples
     figures = [
@@ -245,7 +301,12 @@ def _figures(warm: list[float], cold: list[float], extra: dict[str, list[float]]
                "after 10 runs", steady[0][1] / mb),
         Figure(f"worker RSS after {runs} runs", samples[-1][2] / mb, "MiB",
                "after 10 runs", steady[0][2] / mb),
-        Figure("run duration with screenshots + trace (6 steps)", median(full), "ms"),
+        Figure("run duration with screenshots + trace (6 steps)", median(ours), "ms",
+               "plain Playwright script, same evidence", median(script)),
+        Figure("run time / plain script time (target ≤ 1.2)",
+               median(ours) / max(median(script), 1e-9), "x"),
+        Figure("time to fail on a missing element", median(missing), "ms",
+               "target: NOT_FOUND_SECONDS + 1 s", (not_found_seconds + 1) * 1000),
     ]
     return figures
 

@@ -9,6 +9,10 @@ resolutions (target 0: a refusal is a failed step, a wrong click is a lie), and 
 resolution time. The baseline is what a naive executor does: the first element whose text,
 label or placeholder contains the phrase. Cases marked ``holdout`` were written after the
 resolver was tuned on the others and are reported on their own too.
+
+Then the real-world suite (``runledger.bench.realworld``: flows on pages copied from UI
+kits' npm packages): the share of flows that end as expected, and wrong actions — steps the
+resolver answered with another element than the plain Playwright proof — which must be 0.
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 from playwright.async_api import Locator, Page, Route
 from rich.table import Table
 
+from ledger.artifacts import FileArtifactStore
 from ledger.definition import Step
+from runledger.bench import realworld
 from runledger.bench.harness import Figure, console, median, percentile, report
+from runledger.testing import local_site
+from worker.agent import AgentExecutor
 from worker.agent.browser import ChromiumHost
 from worker.agent.errors import StepFailed
 from worker.agent.instruction import parse
@@ -212,10 +221,71 @@ def show_misses(ours: list[Verdict]) -> None:
         console.print(table)
 
 
+async def run_realworld() -> tuple[list[realworld.FlowVerdict], list[realworld.Proof]]:
+    """The real-world suite: each flow proven with plain Playwright locators (the resolver
+    asked before each action, compared with the proof's element), then run through the
+    executor (screenshots and traces off)."""
+    flows = realworld.load_flows()
+    verdicts: list[realworld.FlowVerdict] = []
+    proofs: list[realworld.Proof] = []
+    host = ChromiumHost(ExecutorConfig())
+    await host.open()
+    try:
+        with TemporaryDirectory(prefix="runledger-realworld-") as tmp, \
+                local_site(realworld.ROOT, name="realworld") as url:
+            config = ExecutorConfig(artifacts_dir=Path(tmp), screenshots="off", traces="off")
+            executor = AgentExecutor(config, artifacts=FileArtifactStore(config.artifacts_dir),
+                                     host=host)
+            for flow in flows:
+                async with host.context() as (context, _):
+                    await context.add_init_script(script=INSTALL_JS)
+                    proofs.append(await realworld.prove(await context.new_page(), url, flow))
+                verdicts.append(await realworld.run_flow(executor, url, flow))
+    finally:
+        await host.close()
+    return verdicts, proofs
+
+
+def realworld_figures(verdicts: list[realworld.FlowVerdict], proofs: list[realworld.Proof]
+                      ) -> list[Figure]:
+    steps = sum(p.resolved + p.refused + len(p.wrong) for p in proofs)
+    return [
+        Figure("resolve: real-world flows as expected",
+               100.0 * sum(v.as_expected for v in verdicts) / max(1, len(verdicts)), "%"),
+        Figure("resolve: real-world wrong actions (must be 0)",
+               float(sum(len(p.wrong) for p in proofs)), "count"),
+        Figure("resolve: real-world steps resolved to the proof's element",
+               100.0 * sum(p.resolved for p in proofs) / max(1, steps), "%"),
+        Figure("resolve: real-world median flow time", median(
+            [v.seconds * 1000 for v in verdicts]), "ms"),
+    ]
+
+
+def show_realworld_misses(verdicts: list[realworld.FlowVerdict],
+                          proofs: list[realworld.Proof]) -> None:
+    table = Table(title="real-world flows not as expected, and wrong resolutions")
+    for column in ("flow", "page", "expected", "got"):
+        table.add_column(column)
+    for verdict in verdicts:
+        if not verdict.as_expected:
+            table.add_row(verdict.flow.name, verdict.flow.page, verdict.flow.expect,
+                          verdict.detail[:90])
+    for proof in proofs:
+        for wrong in proof.wrong:
+            table.add_row(proof.flow.name, proof.flow.page, "the proof's element", wrong[:90])
+    if table.row_count:
+        console.print(table)
+
+
 async def main(rounds: int, json_out: Path | None) -> None:
     ours, naive = await run_corpus(rounds)
     show_misses(ours)
+    verdicts, proofs = await run_realworld()
+    show_realworld_misses(verdicts, proofs)
     cases = len(load_cases())
     pages = len({c.page for c in load_cases()})
-    report(f"bench resolve — {cases} cases on {pages} pages, {rounds} round(s), DOM ladder only",
-           figures(ours, naive), json_out)
+    flows = len(verdicts)
+    flow_pages = len({v.flow.page for v in verdicts})
+    report(f"bench resolve — {cases} cases on {pages} pages, {rounds} round(s), DOM ladder "
+           f"only; {flows} real-world flows on {flow_pages} pages",
+           [*figures(ours, naive), *realworld_figures(verdicts, proofs)], json_out)

@@ -119,6 +119,7 @@ def _with(body: Any, path: Path, value: str) -> Any:
     head, rest = path[0], path[1:]
     if isinstance(head, int):
         items = list(body)
+        items += [{}] * (head + 1 - len(items))  # an absent list's item is added too
         items[head] = _with(items[head], rest, value)
         return items
     copy = dict(body)

@@ -31,6 +31,7 @@ def page_findings(step: Step, *, url: str, repeat: int = 20_000) -> dict[str, An
         "fingerprint": {"tag": big, "role": big, "name": big, "id": big, "text": big,
                         "attrs": {f"{POISON}{i}": big for i in range(50)}, "path": [big] * 50},
         "candidates": [[big, 100, 1]] * 100, "ambiguous": [big] * 100,
+        "closest": [[big, big, big]] * 3, "drop": big, "check": big,
         "heal": {"from": "memory", "old": big, "new": big, "problem": big, "strategy": "dom",
                  "score": 0.51},
         "memory": memory,

@@ -166,7 +166,7 @@ async def test_strict_healing_refuses_the_heal(site: str, make_executor: MakeExe
 
     assert outcome.status == "failed" and outcome.error_step == 1
     click = sink.by_index(1)
-    assert click.details["error_kind"] == "heal-refused" and not click.healed
+    assert click.details["error_kind"] == "heal_refused" and not click.healed
     assert "HEALING=strict" in (click.error or "")
     assert 'get_by_role("button", name="Place order", exact=True)' in (click.error or "")
     assert len(sink.results) == 2

@@ -35,12 +35,13 @@ def intent(action: str, instruction: str, **fields: Any) -> Intent:
          ("textbox", "searchbox", "spinbutton", "combobox")),
         ("fill", "Type the password", {"value": "s3cret", "target": "Password"}, "Password", ()),
         ("select", "Select 'Canada' from the 'Country' dropdown", {"value": "Canada"}, "Country",
-         ("combobox", "listbox")),
+         ("combobox",)),
         ("check", "Tick the remember me checkbox", {}, "remember me", ("checkbox",)),
         ("press", "Press Enter in the search box", {"value": "Enter"}, "search",
          ("searchbox", "textbox", "combobox")),
         ("press", "Press Enter", {"value": "Enter"}, None, ()),
-        ("hover", "Hover over the Account menu", {}, "Account menu", ()),
+        ("hover", "Hover over the Account menu", {}, "Account", ("button", "menuitem")),
+        ("click", "Open the Actions menu", {}, "Actions", ("button", "menuitem")),
         ("click", "Click the settings icon", {}, "settings", ("button", "link", "img")),
     ],
 )
@@ -93,3 +94,23 @@ def test_the_value_is_never_the_target() -> None:
 )
 def test_negation(instruction: str, negated: bool) -> None:
     assert intent("verify", instruction).negated is negated
+
+
+@pytest.mark.parametrize(
+    ("action", "instruction", "scope"),
+    [
+        ("check", "Tick the checkbox next to 'feed the cat'", Scope("near", "feed the cat")),
+        ("click", "Click the Edit button for 'Ada'", Scope("near", "Ada")),
+        ("click", "Click 'Remove' beside 'Milk'", Scope("near", "Milk")),
+        ("fill", "Type 'x' into the Name field under the 'Form input' heading",
+         Scope("heading", "Form input")),
+        ("click", "Click 'Delete' in the 'buy milk' list item", Scope("listitem", "buy milk")),
+        ("fill", "Fill 'Card number' in the 'Payment' frame", Scope("frame", "Payment")),
+        ("fill", "Search for 'shoes'", None),
+    ],
+)
+def test_scopes_people_write(action: str, instruction: str, scope: Scope | None) -> None:
+    fields = {"value": "x"} if action == "fill" else {}
+    if instruction.startswith("Search"):
+        fields = {"value": "shoes", "target": "Search"}
+    assert intent(action, instruction, **fields).scope == scope

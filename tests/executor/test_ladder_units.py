@@ -9,7 +9,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from worker.agent.actions import explain
 from worker.agent.candidates import Candidate, candidates, fuzzy_candidates
-from worker.agent.checks import check_kind, url_matches
+from worker.agent.checks import url_matches
 from worker.agent.dom import Finding, decide
 from worker.agent.instruction import Intent
 from worker.agent.locators import InvalidLocator, LocatorSpec
@@ -111,24 +111,6 @@ def test_locator_strings_round_trip_and_refuse_code() -> None:
                 'get_by_role("button", timeout=1)', "not a locator ("):
         with pytest.raises(InvalidLocator):
             LocatorSpec.parse(bad)
-
-
-@pytest.mark.parametrize(
-    ("instruction", "kind"),
-    [
-        ("The URL contains /dashboard", "url"),
-        ("We are redirected to the dashboard", "url"),
-        ("The page title is Dashboard", "title"),
-        ("The 'Email' field has value ada@example.com", "value"),
-        ("The 'Pay' button is disabled", "disabled"),
-        ("The 'Pay' button is enabled", "enabled"),
-        ("'Remember me' is checked", "checked"),
-        ("'Remember me' is not checked", "unchecked"),
-        ("Welcome message is shown", "text"),
-    ],
-)
-def test_check_kinds(instruction: str, kind: str) -> None:
-    assert check_kind(instruction) == kind
 
 
 def test_url_matching() -> None:

@@ -35,7 +35,8 @@ def errors_of(data: dict[str, Any]) -> dict[str, str]:
 
 def test_every_action_is_accepted_with_its_fields() -> None:
     needs = {"fill": {"value": "a"}, "select": {"value": "b"}, "press": {"value": "Enter"},
-             "verify": {"expected": "Welcome"}, "assert_url": {"expected": "/home"}}
+             "verify": {"expected": "Welcome"}, "assert_url": {"expected": "/home"},
+             "upload": {"files": [{"id": "a" * 64, "name": "cv.pdf"}]}}
     steps = [{"action": a.value, "instruction": f"do {a.value}", **needs.get(a.value, {})}
              for a in Action]
     test = parse_test(spec(*steps))

@@ -5,12 +5,13 @@ placeholder, then alt text and visible text, then the input next to a text, then
 the phrase as ``#id`` / ``[name=…]``. Exact variants come just before their substring
 variants. The ARIA-snapshot candidates are built separately (``fuzzy_candidates``), only
 when the probes above found nothing or only loose, ambiguous matches: the snapshot is the
-costly part.
+costly part, and CPU work: callers run it in a worker thread with a time budget.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
@@ -26,8 +27,11 @@ _STOPWORDS = {
     "hover", "button", "link", "field", "box", "page",
 }
 _FIELD_ACTIONS = {"fill", "press", "select"}
-_LABELLED_ACTIONS = {"fill", "press", "select", "check", "uncheck", "click"}
-_TEXT_ACTIONS = {"click", "hover", "wait_for", "verify"}
+_LABELLED_ACTIONS = {"fill", "press", "select", "check", "uncheck", "click", "double_click",
+                     "upload"}
+_TEXT_ACTIONS = {"click", "hover", "wait_for", "verify", "double_click", "right_click", "drag",
+                 "scroll", "upload"}
+_TOGGLES = {"check", "uncheck"}
 _ARIA_LINE = re.compile(r'^\s*- (?P<role>[a-z]+) "(?P<name>(?:[^"\\]|\\.)*)"')
 _INPUTS = "xpath=following::*[self::input or self::textarea or self::select][1]"
 
@@ -84,6 +88,16 @@ def _for_phrase(intent: Intent, t: str | None) -> list[Candidate]:
         found.append(Candidate(near, 220, "near"))
         loose = LocatorSpec.of("get_by_text", whole_text(t)).then("locator", _INPUTS)
         found.append(Candidate(loose, 223, "near", exact=False))
+    if intent.action in _TOGGLES or set(roles) & {"checkbox", "radio", "switch"}:
+        # An unlabelled checkbox beside its text ("Mark 'buy milk' as done"), either side.
+        toggles = tuple(r for r in roles if r in ("checkbox", "radio", "switch")) or (
+            "checkbox",)
+        up = f"xpath=ancestor-or-self::*[{_contains(toggles)}][1]"
+        for exact, text in ((True, t), (False, whole_text(t))):
+            spec = (LocatorSpec.of("get_by_text", text, exact=True) if exact else
+                    LocatorSpec.of("get_by_text", text)).then("locator", up)
+            found.append(Candidate(spec.then("get_by_role", toggles[0]), 220 + (not exact) * 3,
+                                   "near", exact))
     found += _slugs(t)
     return found
 
@@ -112,7 +126,8 @@ def _slugs(t: str) -> list[Candidate]:
     return out
 
 
-def fuzzy_candidates(intent: Intent, snapshot: str) -> list[Candidate]:
+def fuzzy_candidates(intent: Intent, snapshot: str, budget: float | None = None
+                     ) -> list[Candidate]:
     """Candidates read off the page's ARIA snapshot (role and accessible name per line):
 
     * the name *is* the phrase once case, emoji, prices and punctuation are ignored
@@ -127,7 +142,10 @@ def fuzzy_candidates(intent: Intent, snapshot: str) -> list[Candidate]:
     roles = set(intent.candidate_roles)
     prose = _words(intent.prose or phrases[0])
     best: dict[tuple[str, str], tuple[float, bool]] = {}
-    for role, name in _aria_names(snapshot):
+    stop = None if budget is None else time.monotonic() + budget
+    for index, (role, name) in enumerate(_aria_names(snapshot)):
+        if stop is not None and index % 64 == 0 and time.monotonic() > stop:
+            break  # the best so far: a huge page's names are read for a bounded time
         if roles and role not in roles:
             continue
         score = _snapshot_score(phrases, prose, name)
@@ -184,12 +202,57 @@ def _closeness(phrase: str, name: str) -> float:
     return max(whole, max(SequenceMatcher(None, phrase, w).ratio() for w in windows) - 0.05)
 
 
-def scope_specs(scope: Scope) -> list[LocatorSpec]:
-    """Ways to find the container a scope phrase names, most specific first."""
+_INPUT_TEXT = ("not(@type) or @type='text' or @type='email' or @type='search' or "
+               "@type='number' or @type='tel' or @type='url' or @type='password' or "
+               "@type='date'")
+# What "contains an element of role R" is in XPath 1.0 (the near-text scopes).
+_ROLE_XPATH = {
+    "checkbox": ".//input[@type='checkbox'] or .//*[@role='checkbox']",
+    "radio": ".//input[@type='radio'] or .//*[@role='radio']",
+    "switch": ".//*[@role='switch'] or .//input[@type='checkbox']",
+    "button": ".//button or .//input[@type='button' or @type='submit' or @type='reset'] or "
+              ".//*[@role='button']",
+    "link": ".//a[@href] or .//*[@role='link']",
+    "textbox": f".//textarea or .//input[{_INPUT_TEXT}] or .//*[@role='textbox'] or "
+               ".//*[@contenteditable='true']",
+    "searchbox": ".//input[@type='search'] or .//*[@role='searchbox']",
+    "spinbutton": ".//input[@type='number'] or .//*[@role='spinbutton']",
+    "combobox": ".//select or .//*[@role='combobox']",
+    "listbox": ".//select or .//*[@role='listbox']",
+    "img": ".//img or .//*[@role='img']",
+}
+_ANY_CONTROL = ("|".join(("button", "link", "textbox", "checkbox", "radio", "combobox")))
+
+
+def _contains(roles: tuple[str, ...]) -> str:
+    chosen = roles or tuple(_ANY_CONTROL.split("|"))
+    return " or ".join(_ROLE_XPATH.get(r, f".//*[@role='{r}']") for r in chosen)
+
+
+def scope_specs(scope: Scope, roles: tuple[str, ...] = ()) -> list[LocatorSpec]:
+    """Ways to find the container a scope phrase names, most specific first. ``roles``:
+    what the step looks for (a near-text scope is the smallest container holding both the
+    text and such an element, on either side of the text)."""
+    if scope.role in ("near", "heading"):
+        up = f"xpath=ancestor-or-self::*[{_contains(roles)}][1]"
+        if scope.role == "heading":
+            return [LocatorSpec.of("get_by_role", "heading", name=scope.text, exact=True)
+                    .then("locator", up),
+                    LocatorSpec.of("get_by_role", "heading", name=scope.text).then("locator", up)]
+        return [LocatorSpec.of("get_by_text", scope.text, exact=True).then("locator", up),
+                LocatorSpec.of("get_by_text", whole_text(scope.text)).then("locator", up),
+                LocatorSpec.of("get_by_label", scope.text, exact=True).then("locator", up)]
+    if scope.role == "frame":
+        name = scope.text.replace('"', '\\"')
+        return [LocatorSpec.css(f'iframe[title="{name}" i], iframe[name="{name}" i], '
+                                f'iframe[aria-label="{name}" i]')]
     if scope.role == "row":
         # Table rows first; lists are rows too for most people ("the row with Message 7").
         return [LocatorSpec.of("get_by_role", "row").then("filter", has_text=scope.text),
                 LocatorSpec.css("li, [role=listitem]").then("filter", has_text=scope.text)]
+    if scope.role == "listitem":
+        return [LocatorSpec.css("li, [role=listitem]").then("filter", has_text=scope.text)
+                .then("last")]
     containers = "form, section, fieldset, dialog, [role=dialog], article, aside, nav, div"
     return [
         LocatorSpec.of("get_by_role", scope.role, name=scope.text, exact=True),

@@ -1,10 +1,10 @@
 """Steps that check rather than act: ``verify``, ``wait_for`` and ``assert_url``.
 
-``verify`` reads its instruction for what kind of check is meant — "URL contains X", "the
-'Email' field has value X", "the 'Pay' button is disabled / enabled / checked", "X is not
-visible" — and otherwise checks that ``expected`` is visible as text on the rendered page
-(what a user sees, not the HTML source). All waits are web-first (they retry until the
-condition holds or ``VERIFY_TIMEOUT_SECONDS``, within the step's budget, runs out).
+What a ``verify`` checks is decided by ``ledger.verify.read_check`` (its ``state`` field, or
+plain words; visible text by default); this module performs the checks. All waits are
+web-first (they retry until the condition holds or ``VERIFY_TIMEOUT_SECONDS``, within the
+step's budget, runs out). Ranking a page's text against a missing one is CPU work done in a
+worker thread with a time budget, so a large page never stalls the worker's event loop.
 """
 
 from __future__ import annotations
@@ -17,31 +17,15 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from worker.agent.errors import AssertionFailed, StepFailed
+from worker.agent.errors import AssertionFailed, StepFailed, StepTimedOut
 
 POLL_SECONDS = 0.1
-_URL = re.compile(r"\b(url|address|redirect\w*|location|navigated)\b", re.I)
-_VALUE = re.compile(r"\b(has|have|with|contains?|shows?)\s+(the\s+)?value\b|\bvalue\s+(is|of)\b",
-                    re.I)
-_STATES = (
-    (re.compile(r"\b(is|be|are)\s+(not\s+enabled|disabled|greyed out|grayed out)\b", re.I),
-     "disabled"),
-    (re.compile(r"\b(is|be|are)\s+(enabled|not\s+disabled|clickable)\b", re.I), "enabled"),
-    (re.compile(r"\b(is|be|are)\s+(not\s+checked|unchecked|unticked|off)\b", re.I), "unchecked"),
-    (re.compile(r"\b(is|be|are)\s+(checked|ticked|selected|on)\b", re.I), "checked"),
-)
-_TITLE = re.compile(r"\b(page\s+title|title\s+of\s+the\s+page|tab\s+title)\b", re.I)
-# The first pattern the instruction matches names the check, so the order is the precedence:
-# "the page title has value X" is a title check, "the 'Pay' button is not checked" unchecked.
-_KINDS = ((_URL, "url"), (_TITLE, "title"), (_VALUE, "value"), *_STATES)
-
-
-def check_kind(instruction: str) -> str:
-    """``url`` | ``title`` | ``value`` | a state | ``text`` (the default)."""
-    return next((kind for pattern, kind in _KINDS if pattern.search(instruction)), "text")
+#: at most this long (in a worker thread) to rank a page's lines against a missing text
+CLOSEST_BUDGET_SECONDS = 0.5
+MAX_LINES = 5000
 
 
 def url_matches(url: str, expected: str, *, contains: bool) -> bool:
@@ -118,10 +102,31 @@ async def verify_text(page: Page, expected: str, *, negated: bool, deadline: flo
 
 async def closest_text(page: Page, expected: str) -> str | None:
     """The visible line most like ``expected``, to make a failed check easy to read."""
-    text = await page.evaluate("() => document.body ? document.body.innerText : ''")
-    lines = [line.strip() for line in text.splitlines() if line.strip()][:2000]
-    found = difflib.get_close_matches(expected, lines, n=1, cutoff=0.5)
+    text = await page.evaluate(
+        "(n) => document.body ? document.body.innerText.slice(0, n) : ''", 400_000)
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:MAX_LINES]
+    found = await asyncio.to_thread(closest, expected, lines, 1, CLOSEST_BUDGET_SECONDS)
     return found[0][:200] if found else None
+
+
+def closest(wanted: str, options: list[str], n: int, budget: float,
+            cutoff: float = 0.5) -> list[str]:
+    """The ``n`` options most like ``wanted`` (similarity ≥ ``cutoff``), best first; stops
+    after ``budget`` seconds with the best seen so far (runs in a worker thread)."""
+    stop = time.monotonic() + budget
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(wanted.lower())
+    scored: list[tuple[float, int, str]] = []
+    for index, option in enumerate(options):
+        if index % 64 == 0 and time.monotonic() > stop:
+            break
+        matcher.set_seq1(option.lower()[:400])
+        if matcher.real_quick_ratio() < cutoff or matcher.quick_ratio() < cutoff:
+            continue
+        ratio = matcher.ratio()
+        if ratio >= cutoff:
+            scored.append((-ratio, index, option))
+    return [option for _, _, option in sorted(scored)[:n]]
 
 
 async def verify_state(locator: Locator, state: str, expected: str | None, deadline: float
@@ -135,32 +140,84 @@ async def verify_state(locator: Locator, state: str, expected: str | None, deadl
     async def ok() -> bool:
         if state == "value":
             return (await locator.input_value(timeout=timeout)) == (expected or "")
-        if state == "unchecked":
-            return not await locator.is_checked(timeout=timeout)
+        if state in ("checked", "unchecked"):
+            return await _is_on(locator, timeout) == (state == "checked")
         return bool(await checks[state](timeout=timeout))
 
     try:
         if await until(ok, deadline):
             return
         actual = (await locator.input_value(timeout=1000)) if state == "value" else None
-    except PlaywrightTimeout as exc:
-        raise StepFailed(f"could not read the element's state: {str(exc).splitlines()[0]}"
-                         ) from exc
+    except PlaywrightError as exc:
+        raise StepFailed(f"could not read the element's {state} state: "
+                         f"{str(exc).splitlines()[0]}") from exc
     if state == "value":
         raise AssertionFailed(f"expected the value {expected!r}, got {actual!r}")
     raise AssertionFailed(f"expected the element to be {state}, but it is not")
 
 
+_ON_JS = """el => ['aria-selected', 'aria-pressed', 'aria-expanded']
+  .some(a => el.getAttribute(a) === 'true')"""
+
+
+async def _is_on(locator: Locator, timeout: float) -> bool:  # noqa: ASYNC109
+    """Checked — or, for a tab, option or toggle button, selected / pressed."""
+    try:
+        return await locator.is_checked(timeout=timeout)
+    except PlaywrightError as exc:
+        if "Not a checkbox or radio button" not in str(exc):
+            raise
+        return bool(await locator.evaluate(_ON_JS, timeout=timeout))
+
+
+async def verify_shown(page: Page, phrase: str, *, shown: bool, roles: tuple[str, ...],
+                       deadline: float) -> None:
+    """Something visible shows ``phrase`` (as text, accessible name, label …), or nothing
+    does (``shown=False``)."""
+    found = _anything(page, phrase, roles)
+
+    async def visible() -> bool:
+        return await found.count() > 0
+
+    async def gone() -> bool:
+        return await found.count() == 0
+
+    if await until(visible if shown else gone, deadline):
+        return
+    if shown:
+        raise AssertionFailed(f"expected {phrase!r} to be visible, but nothing visible shows it")
+    raise AssertionFailed(f"expected {phrase!r} to be hidden, but it is visible")
+
+
+async def verify_count(items: Locator, expected: int, what: str, deadline: float) -> None:
+    """Exactly ``expected`` visible ``items``."""
+    seen = -1
+
+    async def ok() -> bool:
+        nonlocal seen
+        seen = await items.count()
+        return seen == expected
+
+    if not await until(ok, deadline):
+        raise AssertionFailed(f"expected {expected} {what}, but {seen} are visible")
+
+
+def _anything(page: Page, phrase: str, roles: tuple[str, ...]) -> Locator:
+    found = (
+        page.get_by_text(phrase)
+        .or_(page.get_by_label(phrase))
+        .or_(page.get_by_placeholder(phrase))
+        .or_(page.get_by_alt_text(phrase))
+        .or_(page.get_by_title(phrase))
+    )
+    for role in roles:
+        found = found.or_(page.get_by_role(role, name=phrase))  # type: ignore[arg-type]
+    return found.filter(visible=True)
+
+
 async def wait_for_text(page: Page, target: str, *, negated: bool, deadline: float) -> None:
     """Some visible element shows ``target`` (as text, name, label …), or none does."""
-    any_match = (
-        page.get_by_text(target)
-        .or_(page.get_by_label(target))
-        .or_(page.get_by_placeholder(target))
-        .or_(page.get_by_alt_text(target))
-        .or_(page.get_by_title(target))
-        .filter(visible=True)
-    )
+    any_match = _anything(page, target, ())
 
     async def shown() -> bool:
         return await any_match.count() > 0
@@ -170,4 +227,8 @@ async def wait_for_text(page: Page, target: str, *, negated: bool, deadline: flo
 
     if not await until(gone if negated else shown, deadline):
         verb = "disappear" if negated else "appear"
-        raise AssertionFailed(f"{target!r} did not {verb} in time")
+        raise WaitTimedOut(f"{target!r} did not {verb} in time")
+
+
+class WaitTimedOut(StepTimedOut):
+    """A ``wait_for`` step waited its whole time: a timeout, whatever it waited for."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,10 +24,26 @@ from playwright.async_api import Locator, Page
 from worker.agent.candidates import Candidate, candidates, fuzzy_candidates, scope_specs
 from worker.agent.instruction import Intent
 from worker.agent.locators import Call, LocatorSpec
-from worker.agent.probe import Match, PageState, Probe, probe, same_state
+from worker.agent.probe import Match, PageState, Probe, named_elements, probe, same_state
 
 MARGIN = 30.0
+# From a heading: how many levels up its section starts (0: the heading's own siblings) and
+# how many siblings it spans before the next heading.
+SECTION_JS = """h => {
+  const isHeading = (e) => /^H[1-6]$/.test(e.tagName) || e.getAttribute('role') === 'heading'
+    || !!e.querySelector('h1,h2,h3,h4,h5,h6,[role=heading]');
+  let el = h;
+  for (let up = 0; up < 4 && el && el !== document.body; up++, el = el.parentElement) {
+    let count = 0;
+    for (let s = el.nextElementSibling; s && !isHeading(s); s = s.nextElementSibling) count++;
+    if (count) return [up, count];
+  }
+  return [0, 0];
+}"""
 MODAL = LocatorSpec.css('[aria-modal="true"]:visible, dialog:modal').then("last")
+FUZZY_BUDGET_SECONDS = 0.5
+#: above this many elements the snapshot rung reads names with ``named_elements`` instead
+SNAPSHOT_MAX_ELEMENTS = 5000
 _BANDS = (50.0, 130.0, 210.0, 300.0, float("inf"))
 
 
@@ -63,10 +80,18 @@ def decide(findings: Sequence[Finding], ordinal: int | None) -> Decision:
         return Decision("nothing", table=table)
     best = matched[0]
     pick = _pick(best, ordinal)
+    if pick is None and not best.candidate.exact:
+        # A loose match that fits several elements gives way to an exact one that fits one
+        # ("the '2' button": the text "2", not every "Page 2…").
+        exact = next((f for f in matched if f.candidate.exact and _pick(f, ordinal)), None)
+        if exact is not None:
+            best, pick = exact, _pick(exact, ordinal)
     if pick is None:
         return Decision("ambiguous", best, rivals=(best,), table=table)
     finding, match = pick
-    for other in matched[1:]:
+    for other in matched:
+        if other is best:
+            continue
         close = other.candidate.score <= best.candidate.score + MARGIN
         comparable = other.candidate.exact or not best.candidate.exact
         if close and comparable and match.id not in {m.id for m in other.matches}:
@@ -133,7 +158,11 @@ class DomSearch:
             pending = [c for c in pending if c.score >= ceiling]
             findings += await asyncio.gather(*(self._find(c, scope) for c in band))
             verdict = decide(findings, intent.ordinal)
-            if verdict.finding is not None and (
+            # Decisive: a winner, or an exact candidate's ambiguity; a loose candidate's
+            # ambiguity may still give way to an exact one further down.
+            decisive = verdict.kind == "winner" or (
+                verdict.finding is not None and verdict.finding.candidate.exact)
+            if verdict.finding is not None and decisive and (
                 not pending or pending[0].score > verdict.finding.candidate.score + MARGIN
             ):
                 break
@@ -172,10 +201,33 @@ class DomSearch:
     async def _scope(self, intent: Intent) -> tuple[LocatorSpec | None, str | None]:
         if intent.scope is None:
             return None, None
-        for spec in scope_specs(intent.scope):
+        if intent.scope.role == "heading":
+            return await self._under_heading(intent.scope.text)
+        for spec in scope_specs(intent.scope, intent.candidate_roles):
             if len((await self.probe(spec)).matches) == 1:
+                if intent.scope.role == "frame":
+                    # Search inside the frame's document (same-origin frames).
+                    return LocatorSpec((*spec.calls, Call("content_frame"))), None
                 return spec, None
         return None, f"found no single {intent.scope.role} for {intent.scope.text!r}"
+
+    async def _under_heading(self, text: str) -> tuple[LocatorSpec | None, str | None]:
+        """"Under the 'X' heading": what follows the heading up to the next heading (its
+        following siblings; of an ancestor when the heading is alone in a wrapper)."""
+        for spec in (LocatorSpec.of("get_by_role", "heading", name=text, exact=True),
+                     LocatorSpec.of("get_by_role", "heading", name=text)):
+            if len((await self.probe(spec)).matches) != 1:
+                continue
+            with self._in_browser():
+                up, count = await spec.build(self._page).filter(visible=True).evaluate(
+                    SECTION_JS)
+            if count:
+                path = spec
+                for _ in range(up):
+                    path = path.then("locator", "xpath=..")
+                return path.then("locator", "xpath=following-sibling::*[position() <= "
+                                 f"{count}]"), None
+        return None, f"found no single heading {text!r} with content after it"
 
     async def _find(self, candidate: Candidate, scope: LocatorSpec | None) -> Finding:
         finding = Finding(candidate, scope, candidate.spec, ())
@@ -223,7 +275,19 @@ class DomSearch:
                              ) -> list[Finding]:
         root = scope or (MODAL if self.state.modal else None)
         locator = root.build(self._page) if root else self._page.locator("body")
+        if root and root.calls[-1].method == "content_frame":
+            locator = locator.locator("body")
         with self._in_browser():
-            snapshot = await locator.aria_snapshot()
-        found = fuzzy_candidates(intent, snapshot)[:8]
+            size = await locator.evaluate("el => el.getElementsByTagName('*').length")
+            if size <= SNAPSHOT_MAX_ELEMENTS:
+                snapshot = await locator.aria_snapshot()
+            else:
+                # A huge page's ARIA snapshot is megabytes to parse on the event loop: read
+                # a bounded list of its named elements instead, in the snapshot's form.
+                rows = await named_elements(self._page)
+                snapshot = "\n".join(f"- {role} {json.dumps(name)}" for role, name, _ in rows
+                                      if name and role != "generic")
+        # Off the event loop: a large page's snapshot is thousands of names to compare.
+        found = (await asyncio.to_thread(fuzzy_candidates, intent, snapshot,
+                                         FUZZY_BUDGET_SECONDS))[:8]
         return list(await asyncio.gather(*(self._find(c, scope) for c in found)))

@@ -8,10 +8,17 @@
         ├── HealRefused                 ``HEALING=strict`` and the stored locator went stale
         ├── AssertionFailed             a ``verify`` / ``assert_url`` condition did not hold
         ├── ActionFailed                Playwright could not perform the action on the element
+        │   └── Blocked                 another element covers it (an overlay, a banner)
         ├── CaptchaDetected             a CAPTCHA blocks the page; it is never attempted
+        ├── UnclearStep                 the instruction reads two ways (two kinds of check)
+        ├── GestureMismatch             the instruction names another gesture than the action
         ├── NavigationBlocked           ``NAVIGATION_POLICY`` refused the page's address
         ├── UnknownSecret               ``{{secrets.NAME}}`` names a secret the worker lacks
         └── StepTimedOut                ``STEP_TIMEOUT_SECONDS`` or ``RUN_TIMEOUT_SECONDS`` hit
+
+Each class has one ``kind`` (``details.error_kind``), the same whatever the timing: a target
+that is not there is ``not_found`` whether the page settled early or changed until the
+step's time ran out.
 
 ``StepFailed`` never leaves ``worker.agent``: the executor turns it into a failed ``step``
 event and an ``Outcome(status="failed")``. Playwright's own errors are translated at the
@@ -31,7 +38,7 @@ class StepFailed(WorkerError):
     kind = "failed"
 
     def __init_subclass__(cls, *, kind: str | None = None, **kwargs: Any) -> None:
-        # ``class TargetNotFound(StepFailed, kind="not-found")``: the kind is declared with
+        # ``class TargetNotFound(StepFailed, kind="not_found")``: the kind is declared with
         # the class; a subclass without one keeps its parent's.
         super().__init_subclass__(**kwargs)
         if kind is not None:
@@ -42,7 +49,7 @@ class StepFailed(WorkerError):
         self.details = details or {}
 
 
-class TargetNotFound(StepFailed, kind="not-found"):
+class TargetNotFound(StepFailed, kind="not_found"):
     """No rung of the ladder found exactly one element for the step's target."""
 
 
@@ -50,7 +57,7 @@ class AmbiguousTarget(StepFailed, kind="ambiguous"):
     """Close candidates point at different elements: guessing could act on the wrong one."""
 
 
-class HealRefused(StepFailed, kind="heal-refused"):
+class HealRefused(StepFailed, kind="heal_refused"):
     """``HEALING=strict`` and the stored locator went stale."""
 
 
@@ -60,6 +67,19 @@ class AssertionFailed(StepFailed, kind="assertion"):
 
 class ActionFailed(StepFailed, kind="action"):
     """Playwright could not perform the action on the element it found."""
+
+
+class Blocked(ActionFailed, kind="blocked"):
+    """Another element receives the pointer events meant for the target."""
+
+
+class UnclearStep(StepFailed, kind="unclear"):
+    """The instruction could mean two different things (two kinds of check)."""
+
+
+class GestureMismatch(StepFailed, kind="gesture"):
+    """The instruction names a gesture (double-click, right-click, hover, drag) other than
+    the step's action: performing either would be a guess."""
 
 
 class CaptchaDetected(StepFailed, kind="captcha"):

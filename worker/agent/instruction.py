@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ledger.definition import Step
+from ledger.verify import QUOTED, predicate_start
 
 # Roles each action looks for when the instruction names none.
 DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
@@ -24,6 +25,13 @@ DEFAULT_ROLES: dict[str, tuple[str, ...]] = {
     "uncheck": ("checkbox", "switch"),
     "wait_for": (),
     "verify": (),
+    "double_click": ("button", "link", "menuitem", "tab", "option", "row", "listitem",
+                     "gridcell", "cell"),
+    "right_click": ("button", "link", "menuitem", "tab", "option", "row", "listitem",
+                    "gridcell", "cell", "img"),
+    "drag": ("listitem", "button", "link", "img", "option", "row"),
+    "scroll": (),
+    "upload": ("button", "link"),
 }
 
 # Actions that can only act on certain roles: a role noun contradicting them ("Enter the
@@ -41,7 +49,7 @@ _ROLE_NOUNS: list[tuple[str, tuple[str, ...]]] = [
     ("text area", ("textbox",)),
     ("input field", ("textbox", "searchbox", "spinbutton")),
     ("check box", ("checkbox",)),
-    ("drop down", ("combobox", "listbox")),
+    ("drop down", ("combobox",)),
     ("button", ("button",)),
     ("btn", ("button",)),
     ("link", ("link",)),
@@ -50,7 +58,7 @@ _ROLE_NOUNS: list[tuple[str, tuple[str, ...]]] = [
     ("tab", ("tab",)),
     ("menuitem", ("menuitem",)),
     ("option", ("option",)),
-    ("dropdown", ("combobox", "listbox")),
+    ("dropdown", ("combobox",)),
     ("combobox", ("combobox",)),
     ("select", ("combobox", "listbox")),
     ("listbox", ("listbox",)),
@@ -71,6 +79,10 @@ _ROLE_NOUNS: list[tuple[str, tuple[str, ...]]] = [
     ("toggle", ("switch", "checkbox", "button")),
     ("dialog", ("dialog",)),
     ("modal", ("dialog",)),
+    # "Open the Actions menu": the button that opens the menu (or a menu item by that name).
+    ("menu button", ("button",)),
+    ("menu", ("button", "menuitem")),
+    ("row", ("row",)),
 ]
 
 # Containers a scope phrase may name.
@@ -80,6 +92,8 @@ _SCOPE_NOUNS = {
     "table": "table", "list": "list", "menu": "menu", "navigation": "navigation",
     "nav": "navigation", "sidebar": "complementary", "header": "banner",
     "footer": "contentinfo", "group": "group", "fieldset": "group", "toolbar": "toolbar",
+    "item": "listitem", "list item": "listitem", "entry": "listitem", "tile": "region",
+    "heading": "heading", "frame": "frame",
 }
 _ORDINALS = {
     "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3,
@@ -94,7 +108,11 @@ _VERBS = (
     "assert", "ensure that", "ensure", "confirm that", "confirm", "expect", "see that",
     "make sure that", "make sure", "go back to", "go to", "go", "navigate to", "visit",
     "focus on", "focus", "toggle", "turn on", "turn off", "switch on", "switch off",
-    "enable", "disable", "expand", "collapse", "activate", "give",
+    "enable", "disable", "expand", "collapse", "activate", "give", "double-click on",
+    "double-click", "double click on", "double click", "right-click on", "right-click",
+    "right click on", "right click", "drag and drop", "drag", "drop", "scroll down to",
+    "scroll up to", "scroll to", "scroll down", "scroll up", "scroll", "mark", "reload",
+    "refresh", "switch to", "upload",
 )
 
 _TRAILING_FILLER = {"please", "then", "and", "now", "here", "there", "page", "screen", "view",
@@ -106,7 +124,8 @@ _ACTION_VERBS = {
     "click", "tap", "press", "hit", "push", "fill", "enter", "type", "input", "put", "write",
     "set", "populate", "complete", "provide", "tick", "untick", "uncheck", "check", "hover",
     "mouse", "move", "wait", "verify", "assert", "ensure", "confirm", "expect", "see", "make",
-    "select", "choose", "pick", "focus", "give",
+    "select", "choose", "pick", "focus", "give", "double-click", "right-click", "drag",
+    "scroll", "mark",
 }
 # Words that frame a phrase without naming anything, dropped at its edges only ("Save the
 # contact details" keeps its inner "the" for pages that say it).
@@ -117,20 +136,23 @@ _EDGE_FILLER = {
     "this", "now", "page", "screen", "view", "here", "there", "its",
 }
 
-# A quote opens after start/space/bracket and closes before end/space/punctuation, so
-# apostrophes inside words ("user's") are not quotes.
-_QUOTED = re.compile(
-    r"""(?:(?<=^)|(?<=[\s(\[:,=]))(['"])(.+?)\1(?=$|[\s.,;:!?)\]])"""
-    r"|\u201c(.+?)\u201d|\u2018(.+?)\u2019"
-)
+_QUOTED = QUOTED
 _ROW_SCOPE = re.compile(
     r"\b(?:in|within|inside|on)\s+the\s+row\s+(?:containing|with|for|that\s+contains|of)\s+"
     r"(?P<text>\x00\d+\x00|[^,;\x00]+?)(?=\s*(?:$|[,;.]|\bthen\b))",
     re.I,
 )
 _NAMED_SCOPE = re.compile(
-    r"\b(?:in|within|inside|on|under)\s+the\s+(?:(?P<q1>\x00\d+\x00)\s+(?P<n1>\w+)"
-    r"|(?P<n2>\w+)\s+(?:named\s+|called\s+|titled\s+)?(?P<q2>\x00\d+\x00))",
+    r"\b(?:in|within|inside|on|under|below|from)\s+the\s+(?:(?P<q1>\x00\d+\x00)\s+"
+    r"(?P<n1>list\s+item|\w+)|(?P<n2>list\s+item|\w+)\s+(?:named\s+|called\s+|titled\s+|"
+    r"for\s+|of\s+)?(?P<q2>\x00\d+\x00))",
+    re.I,
+)
+# "the checkbox next to 'feed the cat'", "the Edit button for 'Ada'": the element of the
+# wanted role that shares the smallest container with that text, before or after it.
+_NEAR_SCOPE = re.compile(
+    r"\b(?:next\s+to|beside|besides|alongside|near|by|for)\s+(?:the\s+)?"
+    r"(?P<q>\x00\d+\x00)",
     re.I,
 )
 # "the second 'Delete' button", "the first delete button" — but "the first name field" is a
@@ -165,6 +187,8 @@ class Intent:
     alternates: tuple[str, ...] = ()
     #: the instruction's words without the value, for matching names word by word
     prose: str = ""
+    #: a check's element: found whether or not it is enabled or editable
+    lenient: bool = False
 
     @property
     def candidate_roles(self) -> tuple[str, ...]:
@@ -193,7 +217,7 @@ def parse(step: Step) -> Intent:
     """The intent of ``step`` (its ``action`` is authoritative; the prose fills in the rest)."""
     action = step.action.value
     text, quoted = _tokenise(step.instruction)
-    scope, text = _scope(text, quoted)
+    scope, text = _scope(text, quoted, step.value)
     ordinal, text = _ordinal(text)
     roles = _roles(text)
     value = step.value
@@ -220,6 +244,24 @@ def parse(step: Step) -> Intent:
     )
 
 
+def check_subject(step: Step, action: str) -> Intent:
+    """The element a ``verify`` step checks: named before the words of the check ("the
+    'Email' field in the 'Billing' section | has value 'x'"), found as ``action`` would find
+    it but whether or not it is enabled."""
+    text, quoted = _tokenise(step.instruction)
+    cut = predicate_start(text)
+    head = text[:cut] if cut is not None else text
+    scope, head = _scope(head, quoted)
+    ordinal, head = _ordinal(head)
+    roles = _roles(head)
+    names = [q for q in _tokens_in(head, quoted)
+             if q != step.expected and (scope is None or q != scope.text)]
+    target = step.target or (names[0] if names else _phrase(head, None) or None)
+    return Intent(action=action, target=target, roles=roles, ordinal=ordinal, scope=scope,
+                  quoted=tuple(quoted), lenient=True,
+                  prose=" ".join(_untoken(head, quoted).split()))
+
+
 def _tokenise(instruction: str) -> tuple[str, list[str]]:
     """Replace quoted strings by ``\\x00N\\x00`` tokens; return the text and the strings."""
     quoted: list[str] = []
@@ -232,16 +274,23 @@ def _tokenise(instruction: str) -> tuple[str, list[str]]:
     return _QUOTED.sub(keep, instruction.strip()), quoted
 
 
-def _scope(text: str, quoted: list[str]) -> tuple[Scope | None, str]:
+def _scope(text: str, quoted: list[str], value: str | None = None
+           ) -> tuple[Scope | None, str]:
     row = _ROW_SCOPE.search(text)
     if row:
         return Scope("row", _untoken(row.group("text"), quoted)), _cut(text, row)
     named = _NAMED_SCOPE.search(text)
     if named:
-        noun = (named.group("n1") or named.group("n2") or "").lower()
+        noun = " ".join((named.group("n1") or named.group("n2") or "").lower().split())
         token = named.group("q1") or named.group("q2")
         if noun in _SCOPE_NOUNS and token:
             return Scope(_SCOPE_NOUNS[noun], _untoken(token, quoted)), _cut(text, named)
+    for near in _NEAR_SCOPE.finditer(text):
+        label = _untoken(near.group("q"), quoted)
+        others = [q for q in _tokens_in(text, quoted) if q not in (label, value)]
+        # "Search for 'shoes'" names a value; "for 'Ada'" is a place only beside a target.
+        if label != value and (others or _roles(text[: near.start()])):
+            return Scope("near", label), _cut(text, near)
     return None, text
 
 

@@ -20,7 +20,7 @@ _METHODS = {
     "locator", "get_by_role", "get_by_text", "get_by_label", "get_by_placeholder",
     "get_by_alt_text", "get_by_title", "get_by_test_id", "nth", "filter",
 }
-_PROPERTIES = {"first", "last"}
+_PROPERTIES = {"first", "last", "content_frame"}
 _KWARGS = {"name", "exact", "has_text", "level", "checked", "include_hidden", "visible"}
 
 

@@ -56,7 +56,7 @@ const fingerprint = (el) => {
   const cls = [...el.classList].slice(0, 6); if (cls.length) fp.classes = cls;
   const text = clip(el.innerText, 80); if (text && text !== fp.name) fp.text = text;
   const attrs = {};
-  for (const a of ['name', 'type', 'placeholder', 'data-testid', 'aria-label', 'title', 'alt', 'href']) {
+  for (const a of ['name', 'type', 'placeholder', 'data-testid', 'aria-label', 'title', 'alt', 'href', 'target']) {
     const v = el.getAttribute(a); if (v) attrs[a] = v.slice(0, 120);
   }
   if (Object.keys(attrs).length) fp.attrs = attrs;
@@ -137,4 +137,61 @@ function scanPage(opts) {
     out.push({id: idOf(el), ok: opts.editable ? editable(el) : enabled(el), fp: fingerprint(el)});
   }
   return out;
+}
+
+// When the document last changed: a page is "settled" once it has been quiet a moment.
+const ACT = Symbol.for('runledger.activity');
+const activity = window[ACT] || (window[ACT] = (() => {
+  const a = {last: performance.now(), opened: 0, closing: false};
+  // Count window.open calls: a click that opens a popup makes the run wait for it.
+  const open = window.open;
+  if (typeof open === 'function') {
+    window.open = function (...args) { a.opened++; return open.apply(this, args); };
+  }
+  const close = window.close;
+  if (typeof close === 'function') {
+    window.close = function (...args) { a.closing = true; return close.apply(this, args); };
+  }
+  try {
+    new MutationObserver(() => { a.last = performance.now(); }).observe(document,
+      {subtree: true, childList: true, attributes: true, characterData: true});
+  } catch (e) { /* no document yet: counted from now */ }
+  return a;
+})());
+function takeOpened() {
+  const out = {opened: activity.opened, closing: activity.closing};
+  activity.opened = 0;
+  return out;
+}
+function settleState() {
+  return {ready: document.readyState === 'complete', quiet_ms: performance.now() - activity.last};
+}
+
+// What a person could have meant, for a "not found" message: visible elements with a role
+// or their own text, as (role, name, text), bounded in elements scanned and rows returned.
+const NAMED = 'a, button, input, select, textarea, label, summary, h1, h2, h3, h4, h5, h6, ' +
+  'img[alt], [role], [aria-label], [title], li, td, th, p, span, div, dt, dd, legend, strong, em';
+const ownText = (el) => clip([...el.childNodes].filter(n => n.nodeType === 3)
+  .map(n => n.textContent).join(' '), 80);
+function namedElements(opts) {
+  const out = [];
+  const seen = new Set();
+  let scanned = 0;
+  for (const el of document.querySelectorAll(NAMED)) {
+    if (++scanned > opts.scan || out.length >= opts.limit) break;
+    const role = roleOf(el);
+    const text = ownText(el);
+    const name = role === 'generic' ? '' : clip(el.getAttribute('aria-label') ||
+      (el.labels && el.labels.length ? el.labels[0].textContent : '') ||
+      el.getAttribute('alt') || el.getAttribute('title') || el.getAttribute('placeholder') ||
+      (['button', 'submit', 'reset'].includes(el.type) ? el.value : '') || text, 80);
+    if (!name && !text) continue;
+    const key = role + '\u0000' + name + '\u0000' + text;
+    if (seen.has(key) || !visible(el)) continue;
+    seen.add(key);
+    out.push([role, name, text]);
+  }
+  // One string: Playwright validates every value of a structured result on the worker's
+  // event loop, which for thousands of rows takes longer than parsing their JSON.
+  return JSON.stringify(out);
 }

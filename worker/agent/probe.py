@@ -14,7 +14,9 @@ tag, role, accessible-ish name, id, classes, text, a few attributes and the ance
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from importlib import resources
@@ -28,7 +30,8 @@ _LIB = resources.files("worker.agent").joinpath("probe.js").read_text(encoding="
 _KEY = "window[Symbol.for('runledger.agent')]"
 # The banner list rides inside the library, not in every call's arguments.
 _API = (f"(() => {{\nconst BANNERS = {json.dumps(PROBE_BANNERS)};\n{_LIB}\n"
-        "return {probeElements, scanPage, pageState};\n})()")
+        "return {probeElements, scanPage, pageState, settleState, namedElements,"
+        " takeOpened};\n})()")
 
 
 def _entry(params: str, call: str) -> tuple[str, str]:
@@ -46,6 +49,13 @@ PROBE_JS = _entry("els, opts", "probeElements(els, opts)")
 PROBE_ONE_JS = _entry("el, opts", "probeElements([el], opts)")
 SCAN_JS = _entry("opts", "scanPage(opts)")
 STATE_JS = _entry("opts", "pageState(opts)")
+SETTLE_JS = _entry("opts", "settleState()")
+OPENED_JS = _entry("opts", "takeOpened()")
+NAMED_JS = _entry("opts", "namedElements(opts)")
+#: a page counts as settled once its DOM and network have been quiet this long
+QUIET_SECONDS = 0.5
+#: a request open longer than this is a long poll or a stream, not the page still loading
+LONG_REQUEST_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,58 @@ async def page_state(page: Page) -> PageState:
 async def _evaluate(page: Page, scripts: tuple[str, str], arg: Any) -> Any:
     result = await page.evaluate(scripts[0], arg)
     return result if result is not None else await page.evaluate(scripts[1], arg)
+
+
+async def settled(page: Page, network: NetworkActivity) -> bool:
+    """No navigation or request in flight, the document loaded, the DOM quiet a moment."""
+    if network.busy():
+        return False
+    state = await _evaluate(page, SETTLE_JS, {})
+    return bool(state["ready"]) and state["quiet_ms"] >= QUIET_SECONDS * 1000
+
+
+async def window_calls(page: Page) -> tuple[int, bool]:
+    """How many times the page called ``window.open`` since the last call, and whether it
+    called ``window.close``."""
+    found = await _evaluate(page, OPENED_JS, {}) or {}
+    return int(found.get("opened") or 0), bool(found.get("closing"))
+
+
+async def named_elements(page: Page, limit: int = 3000, scan: int = 20000
+                         ) -> list[tuple[str, str, str]]:
+    """Visible (role, name, text) rows of the page, for "closest candidates"."""
+    raw = await _evaluate(page, NAMED_JS, {"limit": limit, "scan": scan})
+    rows = await asyncio.to_thread(json.loads, raw)
+    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+class NetworkActivity:
+    """Requests in flight and the last navigation of a page, from its events."""
+
+    def __init__(self, page: Page) -> None:
+        self._open: dict[Any, float] = {}
+        self._last = time.monotonic()
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+        page.on("framenavigated", lambda _: self._touch())
+
+    def _touch(self) -> None:
+        self._last = time.monotonic()
+
+    def _started(self, request: Any) -> None:
+        self._open[request] = time.monotonic()
+        self._touch()
+
+    def _ended(self, request: Any) -> None:
+        self._open.pop(request, None)
+        self._touch()
+
+    def busy(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < QUIET_SECONDS:
+            return True
+        return any(now - began < LONG_REQUEST_SECONDS for began in self._open.values())
 
 
 async def scan(page: Page, stored: dict[str, Any], action: str) -> list[Match]:

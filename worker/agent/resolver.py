@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
@@ -31,12 +32,26 @@ from worker.agent.instruction import Intent
 from worker.agent.llm import Advice, AdviceRequest, LocatorAdvisor
 from worker.agent.locators import InvalidLocator, LocatorSpec
 from worker.agent.popups import PopupGuard
-from worker.agent.probe import Match, PageState, probe_one, probe_options, scan, similarity
+from worker.agent.probe import (
+    Match,
+    NetworkActivity,
+    PageState,
+    named_elements,
+    probe_one,
+    probe_options,
+    scan,
+    settled,
+    similarity,
+)
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.25
 AMBIGUITY_SETTLE_SECONDS = 1.0
+NOT_FOUND_SECONDS = 5.0
+#: "not found" lists this many of the page's elements most like the phrase
+CLOSEST = 3
+CLOSEST_BUDGET_SECONDS = 0.5
 HEAL_THRESHOLD = 0.5
 HEAL_MARGIN = 0.1
 INTERACTIONS = {"click", "fill", "select", "check", "uncheck", "press", "hover"}
@@ -80,12 +95,14 @@ class Resolver:
 
     def __init__(
         self, page: Page, popups: PopupGuard, *, strict: bool,
-        advisor: LocatorAdvisor | None = None,
+        advisor: LocatorAdvisor | None = None, not_found_seconds: float = NOT_FOUND_SECONDS,
     ) -> None:
         self._page = page
         self._popups = popups
         self._strict = strict
         self._advisor = advisor
+        self._not_found_seconds = not_found_seconds
+        self._network = NetworkActivity(page)
         #: of the last ``resolve``: time spent waiting for the browser's answers
         self.browser_ms = 0.0
 
@@ -107,7 +124,10 @@ class Resolver:
         memory_info: dict[str, Any], deadline: float, use_selector: bool,
         searches: list[DomSearch],
     ) -> Resolution:
-        options = probe_options(intent.action)
+        options = probe_options("verify" if intent.lenient else intent.action)
+        # Nothing found on a settled page fails after NOT_FOUND_SECONDS; a page still
+        # loading or changing may take the step's whole time to show it.
+        give_up_at = min(deadline, time.monotonic() + self._not_found_seconds)
         ambiguous_since: float | None = None
         asked = False
         advice: str | None = None
@@ -141,9 +161,31 @@ class Resolver:
                     raise _ambiguous(attempt.decision)
             else:
                 ambiguous_since = None
-            if now + RETRY_SECONDS >= deadline:
-                raise _not_found(intent, attempt, search.state, self._popups.auto_handle)
+            if now + RETRY_SECONDS >= deadline or (
+                    ambiguous_since is None and now >= give_up_at
+                    and await settled(self._page, self._network)):
+                raise await self._not_found(intent, attempt, search.state)
             await asyncio.sleep(RETRY_SECONDS)
+
+    async def _not_found(self, intent: Intent, attempt: _Attempt, state: PageState
+                         ) -> TargetNotFound:
+        error = _not_found(intent, attempt, state, self._popups.auto_handle)
+        phrase = intent.target or " ".join(intent.quoted)
+        if not phrase:
+            return error
+        try:
+            rows = await named_elements(self._page)
+        except PlaywrightError:
+            return error  # the page went away meanwhile: the finding stands without hints
+        nearest = await asyncio.to_thread(closest_rows, phrase, rows, CLOSEST,
+                                          CLOSEST_BUDGET_SECONDS)
+        if nearest:
+            error.details["closest"] = [list(row) for row in nearest]
+            shown = "; ".join(f"{role} {name or text!r}" + (
+                f" (text {text!r})" if name and text and text != name else "")
+                for role, name, text in nearest)
+            error.args = (f"{error}; closest on the page: {shown}",)
+        return error
 
     # -- rungs ------------------------------------------------------------------------------
 
@@ -333,6 +375,34 @@ async def describe(search: DomSearch, match: Match) -> LocatorSpec | None:
     return positional
 
 
+def closest_rows(phrase: str, rows: list[tuple[str, str, str]], n: int, budget: float
+                 ) -> list[tuple[str, str, str]]:
+    """The ``n`` rows whose name or text is most like ``phrase``, best
+    first; CPU work for a worker thread, stopping after ``budget`` seconds."""
+    stop = time.monotonic() + budget
+    wanted = phrase.lower()
+    matcher = SequenceMatcher()
+    matcher.set_seq2(wanted)
+    scored: list[tuple[float, int, tuple[str, str, str]]] = []
+    for index, row in enumerate(rows):
+        if index % 64 == 0 and time.monotonic() > stop:
+            break
+        best = 0.0
+        for text in {row[1], row[2]}:
+            if not text:
+                continue
+            matcher.set_seq1(text.lower()[:200])
+            if matcher.real_quick_ratio() <= best or matcher.quick_ratio() <= best:
+                continue
+            ratio = matcher.ratio()
+            if wanted in text.lower() or text.lower() in wanted:
+                ratio = max(ratio, 0.75)
+            best = max(best, ratio)
+        if best > 0:
+            scored.append((-best, index, row))
+    return [row for _, _, row in sorted(scored)[:n]]
+
+
 def _worth_asking(attempt: _Attempt) -> bool:
     return attempt.decision is None or attempt.decision.kind in ("nothing", "ambiguous")
 
@@ -385,4 +455,4 @@ def _not_found(intent: Intent, attempt: _Attempt, state: PageState, auto_handle:
     if state.consent and not auto_handle:
         parts.append(f"a {state.consent} consent banner is open and auto_handle_popups is off")
     details = {"candidates": decision.table if decision else []}
-    return TargetNotFound("; ".join(parts), details=details)
+    return TargetNotFound("not found: " + "; ".join(parts), details=details)

@@ -34,12 +34,13 @@ from projections.locator_memory import MemoryEntry, memory_key, normalise_instru
 from worker import bounds
 from worker.agent.actions import StepContext, browser_gone, explain, goto, perform
 from worker.agent.browser import Lease
+from worker.agent.checks import until
 from worker.agent.egress import EgressProxy, NavigationWatch
 from worker.agent.errors import ActionFailed, StepFailed, StepTimedOut
 from worker.agent.instruction import parse
 from worker.agent.llm import LocatorAdvisor
 from worker.agent.popups import PopupGuard
-from worker.agent.probe import INSTALL_JS
+from worker.agent.probe import INSTALL_JS, window_calls
 from worker.agent.resolver import Resolver
 from worker.agent.secrets import RedactingAdvisor, RunSecrets
 from worker.agent.settings import ExecutorConfig
@@ -48,13 +49,28 @@ from worker.ports import Outcome, RunJob, StepResult, StepSink
 
 log = logging.getLogger(__name__)
 
-NO_TARGET = {"navigate", "assert_url", "screenshot", "wait_for"}
+#: actions after which a new tab or popup may open (the next step then acts on it)
+OPENERS = {"click", "double_click", "press", "check", "select"}
+TAB_WAIT_SECONDS = 5.0
+NO_TARGET = {"navigate", "assert_url", "screenshot", "wait_for", "go_back", "reload",
+             "switch_tab"}
 SCREENSHOT_TIMEOUT_MS = 5000
 # The consumer enforces RUN_TIMEOUT_SECONDS too (appending ``timed-out``); the executor
 # stops a little earlier so that the run fails with the step and limit named instead.
 MAX_POPUPS = 20
 RUN_SAFETY_FRACTION = 0.05
 RUN_SAFETY_MAX_SECONDS = 5.0
+
+
+@dataclass(eq=False)
+class _Tab:
+    """A page the run can act on, with its own popup guard and resolver."""
+
+    page: Page
+    popups: PopupGuard
+    resolver: Resolver
+    #: the tab the run was on before this one (where it returns when this one closes)
+    previous: _Tab | None = None
 
 
 @dataclass(eq=False)
@@ -74,6 +90,9 @@ class RunSession:
     _broken_kind: str | None = field(default=None, init=False)
     _broken: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _tracing: bool = field(init=False)
+    _switch_to: Page | None = field(default=None, init=False)
+    _tab_expected: bool = field(default=False, init=False)
+    _advisor: LocatorAdvisor | None = field(default=None, init=False)
     _secrets: RunSecrets = field(init=False)
     _watch: NavigationWatch = field(init=False)
     #: why the run has no trace though TRACES asks for one (secrets, a password)
@@ -97,12 +116,21 @@ class RunSession:
         safety = min(RUN_SAFETY_MAX_SECONDS, self.config.run_timeout_seconds * RUN_SAFETY_FRACTION)
         run_deadline = began + self.config.run_timeout_seconds - safety
         page, popups = await self._open()
-        advisor = RedactingAdvisor(self.advisor, self._secrets) if self.advisor else None
-        resolver = Resolver(page, popups, strict=self.config.healing == "strict",
-                            advisor=advisor)
+        self._advisor = RedactingAdvisor(self.advisor, self._secrets) if self.advisor else None
+        tab = self._tab(page, popups)
+        tabs = [tab]
+        opened: list[Page] = []
+        self.context.on("page", lambda new: opened.append(new))
         last = len(self.job.steps) - 1
         for index, step in enumerate(self.job.steps):
-            result = await self._step(index, step, page, popups, resolver, run_deadline)
+            tab, followed = await self._follow(tab, tabs, opened, index)
+            result = await self._step(index, step, tab.page, tab.popups, tab.resolver,
+                                      run_deadline, [t.page for t in tabs], followed)
+            if self._switch_to is not None:
+                chosen = next(t for t in tabs if t.page is self._switch_to)
+                if chosen is not tab:
+                    chosen.previous, tab = tab, chosen
+                self._switch_to = None
             final = result.status == "failed" or index == last
             if final:
                 result = await self._with_trace(result)
@@ -110,6 +138,47 @@ class RunSession:
             if result.status == "failed":
                 return Outcome("failed", _elapsed_ms(began), result.error, index)
         return Outcome("passed", _elapsed_ms(began))
+
+    def _tab(self, page: Page, popups: PopupGuard) -> _Tab:
+        resolver = Resolver(page, popups, strict=self.config.healing == "strict",
+                            advisor=self._advisor,
+                            not_found_seconds=self.config.not_found_seconds)
+        return _Tab(page, popups, resolver)
+
+    async def _follow(self, tab: _Tab, tabs: list[_Tab], opened: list[Page], index: int
+                      ) -> tuple[_Tab, dict[str, Any] | None]:
+        """Before a step: a tab or popup that the last step opened becomes the page the run
+        acts on; a page that closed itself hands back to the tab before it."""
+        followed: dict[str, Any] | None = None
+        if self._tab_expected:
+            # The last step clicked a target=_blank link or called window.open: the new
+            # page's event may still be on its way.
+            self._tab_expected = False
+            await until(lambda: _truthy(opened), time.monotonic() + TAB_WAIT_SECONDS)
+        while opened:
+            page = opened.pop(0)
+            if page.is_closed():
+                continue
+            page.on("crash", lambda _: self._break("page-crash"))
+            popups = PopupGuard(page, auto_handle=self.job.auto_handle_popups)
+            try:
+                await popups.install()
+                await page.wait_for_load_state("load", timeout=SCREENSHOT_TIMEOUT_MS)
+            except PlaywrightError as exc:
+                log.info("a new tab before step %d did not load: %s", index, explain(exc))
+            new = self._tab(page, popups)
+            new.previous, tab = tab, new
+            tabs.append(tab)
+            followed = {"followed": "new tab", "url": page.url}
+        while tab.page.is_closed():
+            tabs.remove(tab)
+            if not tabs:
+                raise ExecutorError(f"every tab was closed before step {index}",
+                                    kind="page-closed", step=index)
+            back = tab.previous
+            tab = back if back is not None and back in tabs else tabs[-1]
+            followed = {"followed": "back (the tab closed)", "url": tab.page.url}
+        return tab, followed
 
     async def _open(self) -> tuple[Page, PopupGuard]:
         try:
@@ -142,7 +211,8 @@ class RunSession:
 
     async def _step(
         self, index: int, step: Step, page: Page, popups: PopupGuard, resolver: Resolver,
-        run_deadline: float,
+        run_deadline: float, pages: list[Page] | None = None,
+        followed: dict[str, Any] | None = None,
     ) -> StepResult:
         began = time.perf_counter()
         now = time.monotonic()
@@ -153,8 +223,11 @@ class RunSession:
         ctx = StepContext(
             page=page, step=step, intent=intent, test_url=self.job.url,
             deadline=now + max(budget, 0.0), verify_seconds=self.config.verify_timeout_seconds,
-            resolver=resolver, memory=None, memory_info=None,
+            resolver=resolver, memory=None, memory_info=None, artifacts=self.artifacts,
+            tabs=pages or [page],
         )
+        if followed:
+            ctx.details["tab"] = followed
         ctx.prepare = lambda element, value: self._prepare(ctx, element, value)
         if self._tracing:
             try:
@@ -174,6 +247,9 @@ class RunSession:
                     await self.context.tracing.group_end()
         error = self._watch.judge(error, ctx.details)
         status = "failed" if error else "passed"
+        self._switch_to = ctx.switch_to
+        if not error and step.action.value in OPENERS:
+            self._tab_expected = await _opens_a_tab(ctx)
         artifacts = await self._screenshots(ctx, failed=bool(error))
         ctx.timing["total_ms"] = _ms_since_float(began)
         details = self._details(ctx, popups, error)
@@ -208,13 +284,18 @@ class RunSession:
             async with asyncio.timeout(budget + 1.0):
                 await self._guarded(self._perform(index, ctx))
         except StepFailed as exc:
-            if time.monotonic() < ctx.deadline - 0.1 or isinstance(exc, StepTimedOut):
+            if time.monotonic() < ctx.deadline - 0.1:
                 return exc
-            # It gave up because the step's time ran out: say which limit did it.
-            timed_out = StepTimedOut(f"{self._limit_message(index, ctx, run_deadline)}: {exc}",
-                                     details=exc.details)
-            timed_out.details.setdefault("cause", exc.kind)
-            return timed_out
+            # It gave up because the step's time ran out: say which limit did it. What was
+            # decided (not found, ambiguous, blocked …) keeps its kind; a wait or an action
+            # that only ran out of time is a timeout.
+            limit = self._limit_message(index, ctx, run_deadline)
+            if isinstance(exc, StepTimedOut) or type(exc) is ActionFailed:
+                timed_out = StepTimedOut(f"{limit}: {exc}", details=exc.details)
+                timed_out.details.setdefault("cause", exc.kind)
+                return timed_out
+            exc.args = (f"{limit}: {exc}",)
+            return exc
         except TimeoutError:
             return StepTimedOut(self._limit_message(index, ctx, run_deadline))
         except PlaywrightError as exc:
@@ -370,6 +451,24 @@ class RunSession:
             data = await asyncio.to_thread(path.read_bytes)
         ref = await self._store(data, "trace", "application/zip")
         return replace(result, artifacts=[*result.artifacts, ref])
+
+
+async def _opens_a_tab(ctx: StepContext) -> bool:
+    """Whether the step opened a tab (a target=_blank link, ``window.open``); a popup that
+    closed itself (``window.close``) is waited for until it is gone."""
+    attrs = (ctx.details.get("fingerprint") or {}).get("attrs") or {}
+    try:
+        opened, closing = await window_calls(ctx.page)
+    except PlaywrightError:
+        return False  # the page navigated or closed: nothing to wait for
+    if closing and not ctx.page.is_closed():
+        with contextlib.suppress(PlaywrightError):
+            await ctx.page.wait_for_event("close", timeout=TAB_WAIT_SECONDS * 1000)
+    return attrs.get("target") == "_blank" or opened > 0
+
+
+async def _truthy(items: list[Page]) -> bool:
+    return bool(items)
 
 
 def step_result(

@@ -50,6 +50,12 @@ class ExecutorConfig(NavigationConfig):
         description="Seconds a `verify` / `assert_url` step waits for its condition, within "
         "the step's own budget.",
     )
+    not_found_seconds: Positive = Field(
+        5.0,
+        description="Seconds a step looks for its element on a settled page (loaded, "
+        "network and DOM quiet) before failing as not found; a page still changing may "
+        "use the step's whole STEP_TIMEOUT_SECONDS.",
+    )
     screenshots: Literal["all", "failures", "off"] = Field(
         "all", description="A screenshot after every step, after failing steps only, or none."
     )
