@@ -233,3 +233,26 @@ async def test_new_tabs_and_popups_are_followed_and_left(site: str, make_executo
     steps = [{"action": "switch_tab", "instruction": "Switch to the 'Billing' tab"}]
     outcome, sink = await run(make_executor, f"{site}/todo.html", steps)
     assert outcome.status == "failed" and sink.by_index(0).details["error_kind"] == "not_found"
+
+
+@pytest.mark.parametrize(("page", "instruction"), [
+    ("opposites.html", "Click 'Unsubscribe'"),
+    ("opposites.html", "Unlock the account"),
+    ("opposites.html", "Click 'Deselect all'"),
+    ("opposites.html", "Click the Unfollow button"),
+    ("opposites-un.html", "Click 'Subscribe'"),
+    ("opposites-un.html", "Click 'Lock'"),
+    ("opposites-un.html", "Click 'Select all'"),
+    ("opposites-un.html", "Click the Follow button"),
+])
+async def test_an_action_s_opposite_is_never_clicked_for_it(
+    site: str, make_executor: MakeExecutor, page: str, instruction: str
+) -> None:
+    # "Unsubscribe" is 0.9 similar to "Subscribe" and contains it: neither likeness may
+    # turn a step into its opposite. The step fails as not found, and nothing is clicked
+    # (a verify after it would see the log; the run stops at the failing step instead).
+    steps = [{"action": "click", "instruction": instruction}]
+    outcome, sink = await run(make_executor, f"{site}/{page}", steps, not_found_seconds=1.0)
+    result = sink.by_index(0)
+    assert outcome.status == "failed", (instruction, result.details.get("locator"))
+    assert result.details["error_kind"] in ("not_found", "ambiguous"), result.error

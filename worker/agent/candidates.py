@@ -175,7 +175,8 @@ def _snapshot_score(phrases: list[str], prose: list[str], name: str
         wanted = _words(phrase, numbers=False)
         if wanted and name_words == wanted:
             return 104.0, True
-    ratio = max(_closeness(p.lower(), name.lower()) for p in phrases)
+    ratio = max((_closeness(p.lower(), name.lower()) for p in phrases
+                 if not _negated_variant(_words(p, numbers=False), name_words)), default=0.0)
     if ratio >= FUZZY_THRESHOLD:
         return 250 + round((1 - ratio) * 100, 1), False
     content = [w for w in _words(name) if w not in _STOPWORDS]
@@ -183,6 +184,30 @@ def _snapshot_score(phrases: list[str], prose: list[str], name: str
     if content and set(content) <= spoken:
         return 300.0 + 25 * (len(spoken) - len(set(content))), False
     return None
+
+
+# Prefixes that turn a word into its opposite or another action: "Unsubscribe" is 0.9 similar
+# to "Subscribe" and "Deselect all" to "Select all", yet clicking one for the other is the
+# worst wrong action there is. A fuzzy match never bridges them (an exact one still works).
+_TURNING_PREFIXES = ("un", "de", "dis", "non", "in", "im", "ir", "il", "re", "anti", "pre",
+                     "mis", "counter")
+
+
+def opposite_of(phrase: str, name: str) -> bool:
+    """Whether ``name`` is the phrase's action turned round ("Unsubscribe" for "Subscribe",
+    "Select all" for "Deselect all"): the element must not be acted on for it."""
+    return _negated_variant(_words(phrase, numbers=False), _words(name, numbers=False))
+
+
+def _negated_variant(wanted: list[str], name_words: list[str]) -> bool:
+    """Whether a word of the phrase and a word of the name differ by such a prefix."""
+    for a in wanted:
+        for b in name_words:
+            short, long = (a, b) if len(a) < len(b) else (b, a)
+            if len(short) >= 3 and long != short and long.endswith(short) \
+                    and long[: len(long) - len(short)] in _TURNING_PREFIXES:
+                return True
+    return False
 
 
 def _words(text: str, *, numbers: bool = True) -> list[str]:

@@ -21,7 +21,13 @@ from typing import Any
 
 from playwright.async_api import Locator, Page
 
-from worker.agent.candidates import Candidate, candidates, fuzzy_candidates, scope_specs
+from worker.agent.candidates import (
+    Candidate,
+    candidates,
+    fuzzy_candidates,
+    opposite_of,
+    scope_specs,
+)
 from worker.agent.instruction import Intent
 from worker.agent.locators import Call, LocatorSpec
 from worker.agent.probe import Match, PageState, Probe, named_elements, probe, same_state
@@ -145,8 +151,10 @@ class DomSearch:
         self.browser_ms = 0.0  # time spent waiting for the page's answers
         self._in_flight = 0
         self._since = 0.0
+        self._phrases: list[str] = []  # the intent's target phrases (``run``)
 
     async def run(self, intent: Intent) -> Decision:
+        self._phrases = [p for p in (intent.target, *intent.alternates) if p]
         scope, note = await self._scope(intent)
         if intent.scope and scope is None:
             return Decision("nothing", note=note, page=self.state)
@@ -235,8 +243,18 @@ class DomSearch:
         found = await self.probe(finding.spec, locator)
         if found.page.modal and scope is None:
             # Behind an open modal dialog nothing can be acted on: search inside it only.
-            return replace(finding, scope=MODAL, matches=found.usable(modal_only=True))
-        return replace(finding, matches=found.matches)
+            return replace(finding, scope=MODAL,
+                           matches=self._not_opposites(found.usable(modal_only=True)))
+        return replace(finding, matches=self._not_opposites(found.matches))
+
+    def _not_opposites(self, matches: tuple[Match, ...]) -> tuple[Match, ...]:
+        """Matches less the ones named as the phrase's opposite: a loose locator's substring
+        match finds "Unsubscribe" for "Subscribe", and acting on it is never what was meant."""
+        if not self._phrases:
+            return matches
+        return tuple(m for m in matches if not any(
+            opposite_of(phrase, str(m.fingerprint.get(key) or ""))
+            for phrase in self._phrases for key in ("name", "text")))
 
     def _any_role(self, candidate: Candidate, scope: LocatorSpec | None) -> Locator:
         root: Any = scope.build(self._page) if scope else self._page

@@ -26,6 +26,7 @@ from playwright.async_api import Locator, Page
 
 from ledger.definition import Step
 from projections.locator_memory import MemoryEntry
+from worker.agent.candidates import opposite_of
 from worker.agent.dom import Decision, DomSearch, Finding
 from worker.agent.errors import AmbiguousTarget, CaptchaDetected, HealRefused, TargetNotFound
 from worker.agent.instruction import Intent
@@ -260,9 +261,13 @@ class Resolver:
         self, intent: Intent, memory: MemoryEntry, search: DomSearch, attempt: _Attempt
     ) -> Resolution | None:
         """The visible element most like the remembered one, when clearly the most alike."""
+        said = [p for p in (intent.target, str(memory.fingerprint.get("name") or "")) if p]
         scored = sorted(
             ((similarity(memory.fingerprint, m.fingerprint), m)
-             for m in await scan(self._page, memory.fingerprint, intent.action) if m.ok),
+             for m in await scan(self._page, memory.fingerprint, intent.action)
+             # "Unsubscribe" where "Subscribe" was remembered is alike, and its opposite.
+             if m.ok and not any(opposite_of(p, str(m.fingerprint.get(key) or ""))
+                                 for p in said for key in ("name", "text"))),
             key=lambda pair: pair[0], reverse=True,
         )
         if not scored or scored[0][0] < HEAL_THRESHOLD:
