@@ -239,8 +239,8 @@ class RedisRelay:
         elif not any(group["name"] == WORKER_GROUP for group in groups):
             # Its entries are exactly the jobs nobody acknowledged (trimming keeps them):
             # from id 0 they are all delivered again.
-            log.warning("relay: the group %s of %s is gone; creating it again from id 0",
-                        WORKER_GROUP, QUEUE)
+            log.info("relay: %s has no group %s (never created, or destroyed); creating it "
+                     "from id 0", QUEUE, WORKER_GROUP)
             await self._ensure_group()
 
     async def _queue_groups(self) -> list[dict[str, Any]] | None:
