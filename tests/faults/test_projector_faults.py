@@ -87,6 +87,14 @@ async def test_projector_kill_9_with_a_standby(
     assert tally.violations == []
 
 
+async def published_unsaved(pool: asyncpg.Pool, redis: aioredis.Redis, saved: int) -> bool:
+    """Redis holds events past ``saved`` (the marker) while the relay's checkpoint is still
+    there."""
+    marker = await redis.get(RELAY_MARKER)
+    return marker is not None and int(marker) > saved and (
+        await follower_position(pool, "relay") == saved)
+
+
 async def test_relay_killed_between_publishing_and_checkpointing(
     cluster: Cluster, pool: asyncpg.Pool, database_url: str, redis: aioredis.Redis,
     store: PgEventStore, fault_trials: int,
@@ -101,12 +109,8 @@ async def test_relay_killed_between_publishing_and_checkpointing(
         saved = await follower_position(pool, "relay")
         run_ids += await submit(store, 6, "pass", "pass")
 
-        async def published_unsaved() -> bool:
-            marker = await redis.get(RELAY_MARKER)
-            return marker is not None and int(marker) > saved and (
-                await follower_position(pool, "relay") == saved)
-
-        await wait_until(published_unsaved, what="the relay to publish past its checkpoint")
+        await wait_until(lambda saved=saved: published_unsaved(pool, redis, saved),
+                         what="the relay to publish past its checkpoint")
         await projector.kill()
         run_ids += await submit(store, 2, "pass")
         replacement = await cluster.projector()

@@ -65,26 +65,37 @@ async def test_a_queue_recreated_empty_is_repaired_by_the_age_of_its_queued_runs
     assert projector.count("is gone while the marker survived") == 0
 
 
-@pytest.mark.parametrize("wipe", ["FLUSHALL", "DEL runs:queue", "XGROUP DESTROY"])
 async def test_queue_wiped_under_blocked_workers(
-    wipe: str, cluster: Cluster, pool: asyncpg.Pool, database_url: str,
-    redis: aioredis.Redis, store: PgEventStore, fault_trials: int,
+    cluster: Cluster, pool: asyncpg.Pool, database_url: str, redis: aioredis.Redis,
+    store: PgEventStore, fault_trials: int,
 ) -> None:
     await cluster.projector()
     workers = [await cluster.worker(), await cluster.worker()]
     run_ids = await submit(store, 4, "pass", "pass")
     await settle(pool, redis, run_ids)
     for _ in range(fault_trials):
-        # Both workers are blocked in XREADGROUP on an idle queue now.
-        if wipe == "FLUSHALL":
-            await redis.flushall()
-        elif wipe == "DEL runs:queue":
-            await redis.delete(QUEUE)
-        else:
-            await redis.xgroup_destroy(QUEUE, WORKER_GROUP)
-        run_ids += await submit(store, 6, "pass", "work 0.05", "pass")
-        await settle(pool, redis, run_ids)
+        for wipe in WIPES:
+            # Both workers are blocked in XREADGROUP on an idle queue now.
+            await wipe(redis)
+            run_ids += await submit(store, 6, "pass", "work 0.05", "pass")
+            await settle(pool, redis, run_ids)
     assert all(w.alive for w in workers), [w.text()[-2000:] for w in workers if not w.alive]
     tally = await check(pool, database_url, redis, run_ids)
-    print(tally.line(f"{wipe} under blocked workers x{fault_trials}"))
+    print(tally.line(f"FLUSHALL, DEL runs:queue, XGROUP DESTROY under blocked workers "
+                     f"x{fault_trials}"))
     assert tally.violations == []
+
+
+async def flushall(redis: aioredis.Redis) -> None:
+    await redis.flushall()
+
+
+async def delete_queue(redis: aioredis.Redis) -> None:
+    await redis.delete(QUEUE)
+
+
+async def destroy_group(redis: aioredis.Redis) -> None:
+    await redis.xgroup_destroy(QUEUE, WORKER_GROUP)
+
+
+WIPES = (flushall, delete_queue, destroy_group)
