@@ -15,6 +15,7 @@ from ledger.errors import LedgerError
 from ledger.settings import DatabaseSettings, load_settings, redact
 from runledger import logs
 from runledger.bench import missing_extra
+from runledger.bench.load_command import bench_load
 from runledger.database import migrate_database
 
 app = typer.Typer(
@@ -344,6 +345,9 @@ def bench_queue(
     asyncio.run(bench.main(runs=runs, rounds=rounds, concurrency=concurrency,
                            arq_poll_delays=arq_poll_delay or [0.5, 0.01],
                            redis_url=redis_url, json_out=json_out))
+
+
+bench_app.command("load")(bench_load)
 
 
 # ── end of worker ──────────────────────────────────────────────────────────────────────

