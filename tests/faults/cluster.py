@@ -112,6 +112,7 @@ class Cluster:
     procs: list[Proc] = field(default_factory=list)
     api_key: str = field(default_factory=lambda: uuid.uuid4().hex + uuid.uuid4().hex)
     api_port: int | None = None
+    spawned: int = 0
 
     def _environment(self, extra: dict[str, Any]) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items()
@@ -121,7 +122,9 @@ class Cluster:
                 **{k.upper(): str(v) for k, v in extra.items()}}
 
     async def spawn(self, kind: str, argv: Sequence[str], **env: Any) -> Proc:
-        name = f"{kind}-{sum(p.kind == kind for p in self.procs)}"
+        # Named before the first await: processes started side by side get distinct logs.
+        self.spawned += 1
+        name = f"{kind}-{self.spawned}"
         log = self.folder / f"{name}.log"
         self.folder.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:

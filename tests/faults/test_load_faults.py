@@ -10,6 +10,7 @@ After each: the invariants of ``tests.faults.invariants``.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 
@@ -20,7 +21,7 @@ import redis.asyncio as aioredis
 from ledger.db import create_pool
 from ledger.store import PgEventStore
 from runledger.bench.load import RedisServer
-from tests.faults.cluster import Cluster
+from tests.faults.cluster import Cluster, Proc
 from tests.faults.invariants import check, settle
 from tests.faults.load import load, moment, progress
 
@@ -40,15 +41,19 @@ async def own_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
+async def start(cluster: Cluster) -> list[Proc]:
+    """A projector, the API and two workers, started side by side; returns the workers."""
+    await cluster.projector()
+    _, *workers = await asyncio.gather(cluster.api(), cluster.worker(), cluster.worker())
+    return workers
+
+
 async def test_worker_kill_9_at_random_moments(
     cluster: Cluster, pool: asyncpg.Pool, database_url: str, redis: aioredis.Redis,
     store: PgEventStore, fault_trials: int,
 ) -> None:
     rng = random.Random(11)
-    await cluster.projector()
-    await cluster.api()
-    await cluster.worker()
-    await cluster.worker()
+    await start(cluster)
     kills = 0
     async with load(store, pool, cluster) as runs:
         for _ in range(KILLS * fault_trials):
@@ -71,9 +76,7 @@ async def test_redis_restarted_without_data_mid_load(
 ) -> None:
     rng = random.Random(12)
     cluster = own_cluster
-    await cluster.projector()
-    await cluster.api()
-    workers = [await cluster.worker(), await cluster.worker()]
+    workers = await start(cluster)
     async with load(store, pool, cluster) as runs:
         for _ in range(fault_trials):
             await progress(pool, moment(rng) + 10)
@@ -92,9 +95,7 @@ async def test_every_postgres_connection_terminated_mid_load(
 ) -> None:
     rng = random.Random(13)
     store = PgEventStore(own_pool)
-    await cluster.projector()
-    await cluster.api()
-    workers = [await cluster.worker(), await cluster.worker()]
+    workers = await start(cluster)
     terminated = 0
     async with load(store, own_pool, cluster) as runs:
         for _ in range(2 * fault_trials):
