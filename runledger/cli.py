@@ -120,7 +120,7 @@ def bench_append(
 def projector() -> None:
     """Run every follower of the log — the runs and run_steps read models and the Redis
     relay — until SIGTERM/SIGINT. Run several for failover: one process is active per
-    follower (advisory lock), the others stand by and take over within about a second."""
+    follower (a lease), the others stand by and take over when it dies or hangs."""
     from projections.errors import ProjectionError
     from projections.service import ProjectorSettings, run_projector
 
