@@ -5,7 +5,8 @@
 * ``Backoff`` — the one back-off policy: exponential from ``base_seconds``, capped, with
   ``run`` to retry an operation on the errors a caller names as transient.
 * ``Signals`` — the signal protocol of every entry point: the first SIGINT/SIGTERM asks for
-  a graceful stop, the second for an immediate one.
+  a graceful stop, the second for an immediate one (a repeat of the same signal within
+  ``Signals.REPEAT_SECONDS`` is one delivery).
 * ``supervise`` — the task-supervision idiom: named tasks that run until ``stop``; one that
   fails or returns on its own stops the others and its error is raised.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -103,19 +105,37 @@ class Backoff:
 class Signals:
     """First SIGINT/SIGTERM sets ``stop`` (graceful), the second ``force_stop`` (at once).
 
+    The same signal again within ``REPEAT_SECONDS`` of the one that counted is the same
+    request delivered twice, not a second one: a terminal's Ctrl-C reaches ``uv run`` and
+    its child alike, and uv forwards what it got, so the child sees each Ctrl-C twice;
+    a group ``kill`` through a wrapper does the same.
+
     ``forced_by`` is the signal number of the forcing signal, for an exit status of
     128 + N. Use as a context manager inside the running loop, or ``install``/``remove``.
     """
 
-    def __init__(self, *, what: str = "stopping gracefully") -> None:
+    #: deliveries of one signal this close together count once
+    REPEAT_SECONDS = 1.0
+
+    def __init__(self, *, what: str = "stopping gracefully",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stop = asyncio.Event()
         self.force_stop = asyncio.Event()
         self.forced_by: int | None = None
         self._what = what
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock = clock
+        self._last: tuple[int, float] | None = None  # the signal that counted, and when
 
     def __call__(self, signum: int) -> None:
         name = signal.Signals(signum).name
+        now = self._clock()
+        if self._last is not None and self._last[0] == signum \
+                and now - self._last[1] < self.REPEAT_SECONDS:
+            log.info("Received %s again within %gs: the same request, delivered twice",
+                     name, self.REPEAT_SECONDS)
+            return
+        self._last = (signum, now)
         if not self.stop.is_set():
             log.info("Received %s: %s (send it again to stop at once)", name, self._what)
             self.stop.set()

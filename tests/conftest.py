@@ -2,14 +2,23 @@
 processes (or the servers named by ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL``).
 
 Every test gets a fresh database cloned from a migrated template and an empty Redis
-key space. Every test also says which ring it belongs to (``pytestmark`` per module, see
-``RINGS``); collection fails for a test that does not, so ``-m unit`` stays trustworthy.
+key space. Modules marked ``redis_servers`` (the Redis-facing ones: queue, consumer, relay,
+tail) run once against the embedded Valkey and once against Redis 7 (``redis-server`` on
+PATH, Debian's package; or ``TEST_REDIS7_URL``): the two answer some stream errors
+differently, and users run either.
+
+Every test also says which ring it belongs to (``pytestmark`` per module, see ``RINGS``);
+collection fails for a test that does not, so ``-m unit`` stays trustworthy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -23,6 +32,7 @@ from runledger.testing import (
     local_postgres,
     local_valkey,
     throwaway_database,
+    wait_until,
 )
 
 # The rings (registered in pyproject.toml). ``unit`` is pure code without I/O; the others may
@@ -31,6 +41,8 @@ RINGS = ("unit", "integration", "e2e", "browser")
 # Fixtures that reach a server: a unit test asking for one is in the wrong ring.
 SERVER_FIXTURES = {"pg_server_url", "redis_server_url", "template_db", "database_url", "pool",
                    "redis_url", "redis"}
+#: what ``redis_servers`` modules run against
+REDIS_SERVERS = ("valkey", "redis7")
 
 
 def _ring_problem(item: pytest.Item) -> str | None:
@@ -58,10 +70,66 @@ def pg_server_url() -> Iterator[str]:
         yield url
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if (metafunc.definition.get_closest_marker("redis_servers")
+            and "redis_server_url" in metafunc.fixturenames):
+        metafunc.parametrize("redis_server_url", REDIS_SERVERS, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_server_url() -> Iterator[str]:
+def valkey_server_url() -> Iterator[str]:
     with local_valkey(os.environ.get("TEST_REDIS_URL")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis7_server_url() -> Iterator[str]:
+    """Debian's Redis 7 (``redis-server``), started for the session; ``TEST_REDIS7_URL``
+    names one instead."""
+    if url := os.environ.get("TEST_REDIS7_URL"):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not on PATH (apt-get install redis-server): the Redis 7 "
+                    "variant is skipped, the embedded Valkey variant still runs")
+    with tempfile.TemporaryDirectory(prefix="runledger-redis7-") as data:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        # Its own session: a Ctrl-C meant for pytest must not stop it under the tests.
+        server = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", data],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            asyncio.run(wait_until(lambda: _answers(url, server), within=10,
+                                   what=f"redis-server on port {port}"))
+            yield url
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+async def _answers(url: str, server: subprocess.Popen[bytes]) -> bool:
+    if (code := server.poll()) is not None:
+        raise AssertionError(f"redis-server exited with {code}")
+    client = aioredis.from_url(url)
+    try:
+        return bool(await client.ping())
+    except (OSError, aioredis.ConnectionError):
+        return False
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(request: pytest.FixtureRequest) -> str:
+    """The embedded Valkey (or ``TEST_REDIS_URL``); in ``redis_servers`` modules, each of
+    ``REDIS_SERVERS`` in turn."""
+    server = getattr(request, "param", "valkey")
+    return str(request.getfixturevalue(f"{server}_server_url"))
 
 
 @pytest.fixture(scope="session")

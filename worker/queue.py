@@ -63,24 +63,45 @@ for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return removed
 """
+# `idle` is the time since the consumer's last read on Valkey and Redis 7.2+ (even one that
+# found nothing), but since its last delivery on Redis 7.0: there an idle live worker holding
+# nothing may be pruned too — harmless, its next read that delivers re-creates it.
 # Dead letters are kept for inspection; the cap only guards against a runaway producer.
 DEAD_MAXLEN = 100_000
 
 
+# Answers about the state of Redis rather than about the command: out of memory with no
+# eviction, a read-only replica during failover, a failed snapshot (MISCONF), a server still
+# loading or busy with a script. They pass: wait and try again, as for a lost connection.
+_STATE_ERRORS = (
+    rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, rex.OutOfMemoryError,
+    rex.BusyLoadingError, rex.TryAgainError, rex.MasterDownError, rex.ClusterDownError,
+    OSError, TimeoutError,
+)
+# The same answers that redis-py leaves as a plain ResponseError, by their error code.
+_STATE_CODES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN",
+                          "LOADING", "OOM", "READONLY", "TRYAGAIN"})
+
+
+def _code(exc: BaseException) -> str:
+    return str(exc).split(" ", 1)[0]
+
+
 def translate(exc: BaseException) -> QueueError:
-    """Map a redis-py or socket error into the worker's tree."""
+    """Map a redis-py or socket error into the worker's tree: ``GroupMissing`` when the
+    queue or its group is gone, ``QueueUnavailable`` when Redis cannot serve for now
+    (connection or server state), ``QueueError`` for any other refusal."""
     if isinstance(exc, QueueError):
         return exc
-    if isinstance(
-        exc, rex.ConnectionError | rex.TimeoutError | rex.ReadOnlyError | OSError | TimeoutError
-    ):
-        return QueueUnavailable(f"Redis unavailable: {exc}")
     # Valkey answers a read on a deleted or flushed queue with NOGROUP; Redis 7 wakes a read
     # blocked on it with "UNBLOCKED the stream key no longer exists". Same meaning: the group
-    # is gone and is re-created.
+    # is gone and is re-created. (Checked first: redis-py may file either under a subclass.)
     if isinstance(exc, rex.ResponseError) and (
-            str(exc).startswith("NOGROUP") or "no longer exists" in str(exc)):
+            _code(exc) == "NOGROUP" or "no longer exists" in str(exc)):
         return GroupMissing(f"consumer group {WORKER_GROUP} on {QUEUE} is missing: {exc}")
+    if isinstance(exc, _STATE_ERRORS) or (
+            isinstance(exc, rex.ResponseError) and _code(exc) in _STATE_CODES):
+        return QueueUnavailable(f"Redis unavailable: {exc}")
     return QueueError(f"Redis command failed: {exc}")
 
 

@@ -28,7 +28,7 @@ from ledger.aio import wait_any
 from ledger.domain import RUNNING
 from ledger.errors import ConcurrencyConflict, RunNotFound
 from ledger.store import PgEventStore
-from worker.errors import TRANSIENT
+from worker.errors import TRANSIENT, QueueError
 from worker.queue import RedisRunQueue
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class StuckRunRecovery:
         while not stop.is_set():
             try:
                 await self.check()
-            except TRANSIENT as exc:
+            except (*TRANSIENT, QueueError) as exc:
                 # The next pass retries; a stuck run only waits one interval longer.
                 log.warning("Stuck-run check failed, retrying in %gs: %s",
                             self.interval_seconds, exc)

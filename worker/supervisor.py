@@ -3,7 +3,8 @@
 Tasks, all named and owned by one task group (one that dies stops the worker loudly):
 
 * ``worker-consumer`` reads ``runs:queue`` (reclaiming dead consumers' jobs first) and runs up
-  to ``WORKER_CONCURRENCY`` jobs, each a ``run-job:<entry>`` task in a nested group;
+  to ``WORKER_CONCURRENCY`` jobs, each a ``run-job:<entry>`` task in a nested group; a job
+  that fails ends alone (logged, its entry left pending for a reclaim), never its siblings;
 * ``worker-keep-fresh`` keeps the held jobs fresh, so they are neither reclaimed nor their
   runs recovered while they execute;
 * ``worker-recovery`` times out stuck runs;
@@ -22,6 +23,11 @@ Shutdown protocol (``stop`` set, e.g. by the first SIGTERM/SIGINT):
 ``run_worker`` (``worker.service``) then closes the executor, the pool and Redis.
 ``force_stop`` (a second signal) cancels everything at once; un-acknowledged jobs stay
 pending and other workers reclaim them once idle past ``CLAIM_IDLE_SECONDS``.
+
+No answer of Redis stops the worker: a vanished queue or group (NOGROUP, Redis 7's
+``UNBLOCKED``) is re-created, and any other error (down, out of memory, read-only, a refused
+command) is logged and the loop that met it backs off (``ledger.aio.Backoff``) and tries
+again.
 
 While the database is unreachable for longer than the retries of one job, no new job is
 read: reading on would only make every queued job pending, and each reclaim counts a
@@ -42,7 +48,7 @@ from ledger.aio import Backoff, wait_any
 from ledger.store import PgEventStore
 from ledger.streams import QUEUE, WORKER_GROUP
 from worker.consumer import ConsumerConfig, RunConsumer
-from worker.errors import TRANSIENT, GroupMissing, StartupError
+from worker.errors import TRANSIENT, GroupMissing, QueueError, StartupError
 from worker.ports import Executor
 from worker.queue import Job, RedisRunQueue
 from worker.recovery import StuckRunQueries, StuckRunRecovery
@@ -53,6 +59,10 @@ log = logging.getLogger(__name__)
 # Time for a run's last writes (terminal event, acknowledgement, with retries) after its
 # executor hit RUN_TIMEOUT_SECONDS, before the drain gives up on it.
 DRAIN_GRACE_SECONDS = 30.0
+# What a background loop logs and outlives: a transient database error, or any answer of
+# Redis — down, out of memory, read-only, or refusing a command (the loop tries again on its
+# next turn). Anything else is a bug, and stops the worker loudly.
+PASSING = (*TRANSIENT, QueueError)
 # Consumers silent this long (or 10 idle periods, if longer) and holding nothing are removed.
 PRUNE_AFTER_SECONDS = 3600.0
 
@@ -162,12 +172,18 @@ class Supervisor:
                 jobs = await self._next_jobs(free)
             except GroupMissing as exc:
                 log.warning("%s; re-creating it", exc)
-                await self._recreate_group()
+                if await self._recreate_group():
+                    continue
+                failures += 1
+                await wait_any(stop, seconds=self._backoff.delay(failures))
                 continue
-            except TRANSIENT as exc:
+            except QueueError as exc:
+                # Whatever Redis answers (down, out of memory, read-only, a refusal), the
+                # worker waits and reads again: runs in flight go on, nothing is lost.
                 failures += 1
                 delay = self._backoff.delay(failures)
-                log.warning("Reading %s failed (%s); again in %.2fs", QUEUE, exc, delay)
+                log.log(logging.WARNING if isinstance(exc, TRANSIENT) else logging.ERROR,
+                        "Reading %s failed (%s); again in %.2fs", QUEUE, exc, delay)
                 await wait_any(stop, seconds=delay)
                 continue
             failures = 0
@@ -197,8 +213,15 @@ class Supervisor:
         )
 
     async def _run_job(self, job: Job) -> None:
+        """One job, on its own: whatever it raises ends it alone, never its siblings or
+        the worker (the job stays pending, and is reclaimed once idle)."""
         try:
-            outcome = await self.consumer.handle(job)
+            try:
+                outcome = await self.consumer.handle(job)
+            except Exception:
+                log.exception("Job %s failed unexpectedly; it stays pending and will be "
+                              "reclaimed once idle", job.entry_id)
+                outcome = "crashed"
             self.outcomes[outcome] += 1
             if outcome == "pending":
                 # Reading on would only turn every queued job into a pending one, and each
@@ -209,12 +232,15 @@ class Supervisor:
             self._last_job_at = time.monotonic()
             self._slot_freed.set()
 
-    async def _recreate_group(self) -> None:
+    async def _recreate_group(self) -> bool:
         try:
             await self._queue.ensure_group()
         except StartupError as exc:
-            # Redis went away again meanwhile: the read loop backs off and retries.
+            # Redis went away again meanwhile, or cannot take the write (out of memory):
+            # the read loop backs off and retries.
             log.warning("Could not re-create the consumer group: %s", exc)
+            return False
+        return True
 
     async def _wait_for_database(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -234,7 +260,7 @@ class Supervisor:
     async def _give_back(self, jobs: list[Job]) -> None:
         try:
             await self._queue.release([job.entry_id for job in jobs])
-        except TRANSIENT as exc:
+        except PASSING as exc:
             log.warning("Could not return %d job(s) at shutdown (%s); they will be "
                         "reclaimed once idle", len(jobs), exc)
             return
@@ -246,7 +272,7 @@ class Supervisor:
         while not await wait_any(stop, seconds=self._refresh_every):
             try:
                 await self._queue.keep_fresh(list(self._inflight))
-            except TRANSIENT as exc:
+            except PASSING as exc:
                 log.warning("Could not refresh held jobs: %s", exc)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
@@ -274,7 +300,7 @@ class Supervisor:
         try:
             if removed := await self._queue.prune_consumers(idle):
                 log.info("Removed %d consumer(s) idle over %gs holding no job", removed, idle)
-        except TRANSIENT as exc:
+        except PASSING as exc:
             log.warning("Could not prune stale consumers: %s", exc)
 
     async def _health(self) -> tuple[str, str, Any]:
@@ -282,7 +308,7 @@ class Supervisor:
         head: Any = None
         try:
             await self._queue.ping()
-        except TRANSIENT as exc:
+        except PASSING as exc:
             redis_ok = f"down ({exc})"
         try:
             head = await self._store.head_id()
@@ -294,6 +320,6 @@ class Supervisor:
         try:
             if await self._queue.leave_group():
                 log.info("Left consumer group %s as %s", WORKER_GROUP, self._queue.consumer)
-        except TRANSIENT as exc:
+        except PASSING as exc:
             log.warning("Could not leave consumer group: %s", exc)
 

@@ -21,7 +21,7 @@ from tests.api.conftest import running_followers
 from tests.api.helpers import AUTH, FakeWorker, SseReader, a_test, serve, wait_until
 from tests.api.test_tests import assert_problem
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.redis_servers]
 
 
 async def new_run(http: httpx.AsyncClient) -> uuid.UUID:

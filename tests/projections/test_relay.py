@@ -19,7 +19,7 @@ from runledger.testing import wait_for_position, wait_until
 
 from .conftest import advance, new_run, running, write_runs
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis_servers]
 
 RETENTION = 3600
 

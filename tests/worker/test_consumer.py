@@ -29,7 +29,7 @@ from tests.worker.scripted import ScriptedExecutor
 from worker.consumer import ConsumerConfig, RunConsumer
 from worker.queue import RedisRunQueue
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis_servers]
 
 
 @pytest.fixture

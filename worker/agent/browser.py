@@ -5,12 +5,28 @@ Chromium, Playwright's managed browser), launches it on ``open()`` and hands out
 After ``BROWSER_MAX_RUNS`` runs, or when the browser disconnects (crash, killed), the next
 run gets a newly launched browser; a replaced browser is closed once its last run ends, so
 concurrent runs never lose their browser under them.
+
+Signals meant for the worker never reach the browser (``runledger dev`` or ``worker`` in a
+terminal, a ``kill`` of the process group): an operator's Ctrl-C or SIGTERM asks the worker
+to *finish* its runs, so the browser they run in must outlive it. Three things see to it:
+
+* Chromium is launched without Playwright's signal handlers (``handle_sigint`` and its
+  siblings): by default the driver closes every browser on SIGINT/SIGTERM/SIGHUP;
+* the driver (Playwright's Node.js process) runs in a session of its own
+  (``_driver_in_own_session``), so a signal sent to the terminal's process group (Ctrl-C,
+  ``kill -TERM -PGID``, a shell's SIGHUP) does not reach it — Node's default action on
+  SIGTERM and SIGHUP is to exit, and a driver that exits takes its browsers with it;
+* Chromium itself already leads a process group of its own (the driver spawns it detached).
+
+The driver still ends with the worker: it exits when its stdin (a pipe from this process)
+closes, even after a kill -9, and closes its browsers then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import shutil
@@ -105,6 +121,7 @@ class ChromiumHost:
     async def open(self) -> None:
         if self._playwright is not None:
             return
+        _driver_in_own_session()
         self._playwright = await async_playwright().start()
         try:
             managed = self._playwright.chromium.executable_path
@@ -180,6 +197,9 @@ class ChromiumHost:
             browser = await self._playwright.chromium.launch(
                 executable_path=str(self.executable), headless=True,
                 args=["--disable-dev-shm-usage", "--disable-gpu", self.tag],
+                # The worker decides when the browser closes: a signal asks it to finish
+                # its runs first (see the module docstring).
+                handle_sigint=False, handle_sigterm=False, handle_sighup=False,
             )
         except PlaywrightError as exc:
             raise BrowserUnavailable(
@@ -206,3 +226,45 @@ class ChromiumHost:
 async def _close_browser(browser: Browser) -> None:
     with contextlib.suppress(PlaywrightError, TimeoutError):
         await asyncio.shield(asyncio.wait_for(browser.close(), _CLOSE_SECONDS))
+
+
+class _SessionAsyncio:
+    """``asyncio`` as Playwright's pipe transport sees it, but starting subprocesses (its
+    Node.js driver is the only one it starts) in a session of their own."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    async def create_subprocess_exec(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        kwargs.setdefault("start_new_session", True)
+        return await asyncio.create_subprocess_exec(*args, **kwargs)
+
+
+def _driver_in_own_session() -> None:
+    """Make Playwright start its driver with ``start_new_session=True`` (``setsid``).
+
+    playwright-python spawns the driver with ``asyncio.create_subprocess_exec`` and offers
+    no way to pass ``Popen`` options (upstream: microsoft/playwright-python#1170). Nothing
+    else works from outside: the driver cannot be moved to another process group once it
+    has exec'd (``setpgid`` answers EACCES), an ignored SIGINT/SIGTERM does not survive
+    Node's start-up (it resets every disposition), and a wrapper named by
+    ``PLAYWRIGHT_NODEJS_PATH`` would mean editing this process's environment and shipping
+    an executable script. So the transport module's view of ``asyncio`` is replaced by one
+    that adds the option — for that module only, once per process. A test checks that the
+    driver runs in another session, so a Playwright release that moves this seam fails
+    loudly instead of silently bringing the problem back.
+    """
+    try:
+        module = importlib.import_module("playwright._impl.transport")
+    except ImportError:
+        module = None
+    seen = getattr(module, "asyncio", None)
+    if isinstance(seen, _SessionAsyncio):
+        return
+    if seen is not asyncio:
+        log.warning("Playwright's driver transport has changed: its driver shares this "
+                    "process group, and a Ctrl-C or group SIGTERM may close the browser "
+                    "mid-run")
+        return
+    setattr(module, "asyncio", _SessionAsyncio())  # noqa: B010 - a private module's name
