@@ -54,6 +54,8 @@ async def test_worker_kill_9_at_random_moments(
 ) -> None:
     rng = random.Random(11)
     await start(cluster)
+    # A third worker: while a replacement starts, two keep the load moving.
+    await cluster.worker()
     kills = 0
     async with load(store, pool, cluster) as runs:
         for _ in range(KILLS * fault_trials):
