@@ -20,13 +20,14 @@
   workers' group exists from id 0, so a worker re-creating it cannot skip them). The marker
   is also checked when idle, so a wipe is noticed without new events.
 * **The queue losing jobs.** The marker can survive while ``runs:queue`` does not (``DEL``,
-  eviction of that key alone, ``XGROUP DESTROY``). Each check also looks at the queue: a
-  missing queue gets its group back and the queued runs of the log re-enqueued; a queue
-  without the workers' group gets the group back from id 0 (its entries are the jobs no
-  one acknowledged). And because a worker may re-create an empty queue before the relay
-  looks, every ``queued_repair_seconds / 2`` the relay also lists runs queued for longer
-  than ``queued_repair_seconds`` and enqueues again each one with no job waiting or
-  delivered (pending) in the group. A duplicate job is harmless: the worker skips a run
+  eviction of that key alone). Each check also looks at the queue: a missing queue gets
+  the workers' group back and the queued runs of the log re-enqueued. (A queue without
+  the group — ``XGROUP DESTROY`` — needs nothing: its entries are the jobs no one
+  acknowledged, which trimming keeps, and workers create the group from id 0.) And
+  because a worker may re-create an empty queue before the relay looks, every
+  ``queued_repair_seconds / 2`` the relay also lists runs queued for longer than
+  ``queued_repair_seconds`` and enqueues again each one with no job waiting or delivered
+  (pending) in the group. A duplicate job is harmless: the worker skips a run
   that is no longer queued, and two workers racing for one run resolve on its version.
 
 Errors: connection-level Redis failures raise ``RelayUnavailable`` (retried by the runner);
@@ -91,8 +92,10 @@ return current
 
 # Trims entries below the oldest one any group has not acknowledged: the smallest pending
 # id of a group, or just past its last delivered id when nothing is pending. In a script,
-# so no group can read or be created between the look and the trim.
+# so no group can read or be created — nor the queue be deleted — between the look and the
+# trim.
 _TRIM_QUEUE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 if #groups == 0 then return 0 end
 local best_ms, best_seq
@@ -236,12 +239,6 @@ class RedisRelay:
                                     if row["last_topic"] == _QUEUED_TOPIC)
                     jobs = await self._requeue(await _first_events(conn, queued))
             log.warning("relay: re-enqueued %d queued run(s)", jobs)
-        elif not any(group["name"] == WORKER_GROUP for group in groups):
-            # Its entries are exactly the jobs nobody acknowledged (trimming keeps them):
-            # from id 0 they are all delivered again.
-            log.info("relay: %s has no group %s (never created, or destroyed); creating it "
-                     "from id 0", QUEUE, WORKER_GROUP)
-            await self._ensure_group()
 
     async def _queue_groups(self) -> list[dict[str, Any]] | None:
         """``XINFO GROUPS`` of the queue, or None when the queue does not exist."""
@@ -303,8 +300,6 @@ class RedisRelay:
 
     async def trim_queue(self) -> int:
         """Trim ``runs:queue`` below every group's oldest unacknowledged entry."""
-        if not await _call(self.redis.exists(QUEUE)):
-            return 0
         trimmed = int(await _call(self.redis.eval(_TRIM_QUEUE, 1, QUEUE)))
         if trimmed:
             log.debug("relay: trimmed %d acknowledged job(s) from %s", trimmed, QUEUE)
