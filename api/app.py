@@ -21,10 +21,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
 from api import problems
-from api.auth import ApiKeys, authenticate
+from api.auth import ApiKeys, FailedKeyThrottle, authenticate
 from api.edges import refuse_control_characters
 from api.metrics import Metrics
-from api.middleware import BodyLimit, RequestContext
+from api.middleware import BodyLimit, HostCheck, RequestContext
 from api.routes import compat, ops, runs, stream, tests
 from api.services import OnFatal, open_services
 from api.settings import ApiSettings
@@ -36,7 +36,8 @@ VERSION = "1"
 
 def create_app(settings: ApiSettings, *, on_fatal: OnFatal | None = None) -> FastAPI:
     """The app; ``on_fatal`` is called if a background task of the process dies."""
-    keys = ApiKeys(settings.api_keys)
+    keys = ApiKeys(settings.api_keys, FailedKeyThrottle(
+        settings.api_key_failure_limit, settings.api_key_failure_window_seconds))
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -48,6 +49,8 @@ def create_app(settings: ApiSettings, *, on_fatal: OnFatal | None = None) -> Fas
             yield {"services": services}
 
     middleware = [Middleware(RequestContext, metrics=metrics)]
+    if (not keys.enabled or settings.allowed_hosts) and "*" not in settings.allowed_hosts:
+        middleware.append(Middleware(HostCheck, allowed=settings.allowed_hosts))
     if settings.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins),

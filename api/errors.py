@@ -7,6 +7,7 @@
     │   └── IdempotencyKeyReused    an ``Idempotency-Key`` was sent again with another request
     ├── PreconditionFailed          ``If-Match`` named a version that is no longer current (412)
     ├── Unauthorized                no or a wrong API key (401)
+    ├── TooManyFailedKeys           this address sent too many wrong keys lately (429)
     └── PayloadTooLarge             the request body exceeds ``MAX_BODY_BYTES`` (413)
 """
 
@@ -57,6 +58,17 @@ class PreconditionFailed(ApiError):
 
 class Unauthorized(ApiError):
     """Raised when a route requires an API key and none, or a wrong one, was sent."""
+
+
+class TooManyFailedKeys(ApiError):
+    """Raised when a client address sent ``API_KEY_FAILURE_LIMIT`` wrong keys within the
+    window; ``retry_after`` is the whole seconds until it may try again."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+        super().__init__(f"too many wrong API keys from this address; retry in "
+                         f"{retry_after} s")
 
 
 class PayloadTooLarge(ApiError):

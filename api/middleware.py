@@ -1,6 +1,7 @@
-"""Pure ASGI middleware: request context (id, access log, metrics, last-resort 500) and the
-request body limit. Pure ASGI rather than ``BaseHTTPMiddleware`` so SSE responses stream
-through untouched and cancellation reaches the route when a client disconnects."""
+"""Pure ASGI middleware: request context (id, access log, metrics, last-resort 500), the
+``Host`` check and the request body limit. Pure ASGI rather than ``BaseHTTPMiddleware`` so
+SSE responses stream through untouched and cancellation reaches the route when a client
+disconnects."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import PayloadTooLarge
 from api.metrics import Metrics
 from api.problems import problem_response
+from ledger.navigation import InvalidHost, parse_host
 from ledger.settings import SECRET_QUERY_PARAMS, redact_query
 from ledger.text import escape
 
@@ -169,5 +171,59 @@ class BodyLimit(_HttpMiddleware):
             413, "payload-too-large", "Request body too large",
             f"the request body exceeds the {self.max_bytes}-byte limit",
             headers={"Connection": "close"}, request_id=state.get("request_id"),
+        )
+        await response(scope, receive, send)
+
+
+#: names a browser only sends for this machine: a DNS-rebinding page cannot use them
+LOOPBACK_NAMES = ("localhost", "*.localhost")
+
+
+def host_allowed(header: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a ``Host`` header names this machine's loopback or one of ``allowed``
+    (``name``, ``*.domain``)."""
+    if not header:
+        return False
+    text = header.strip()
+    if text.startswith("["):
+        name, bracket, _ = text[1:].partition("]")
+        if not bracket:
+            return False
+    else:
+        name = text.rpartition(":")[0] if text.count(":") == 1 else text
+    try:
+        parsed = parse_host(name)
+    except InvalidHost:
+        return False
+    if not isinstance(parsed, str):
+        mapped = getattr(parsed, "ipv4_mapped", None)
+        return parsed.is_loopback or bool(mapped and mapped.is_loopback) \
+            or str(parsed) in allowed
+    for pattern in (*LOOPBACK_NAMES, *allowed):
+        pattern = pattern.lower().rstrip(".")
+        if parsed == pattern or (pattern.startswith("*.") and parsed.endswith(pattern[1:])):
+            return True
+    return False
+
+
+class HostCheck(_HttpMiddleware):
+    """Answers only requests whose ``Host`` is loopback or in ``ALLOWED_HOSTS``: without
+    keys, a web page the operator visits could otherwise drive the API through DNS
+    rebinding (its own name, resolving to 127.0.0.1)."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        super().__init__(app)
+        self.allowed = tuple(a.strip().lower() for a in allowed)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        host = _header(scope, b"host")
+        if host_allowed(host, self.allowed):
+            await self.app(scope, receive, send)
+            return
+        response = problem_response(
+            400, "host-not-allowed", "Host not allowed",
+            f"this API does not answer Host {escape(host or '(none)', 200)!r}: add it to "
+            "ALLOWED_HOSTS (loopback names are always answered)",
+            request_id=scope.get("state", {}).get("request_id"),
         )
         await response(scope, receive, send)

@@ -27,6 +27,7 @@ from api.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    TooManyFailedKeys,
     Unauthorized,
 )
 from ledger.artifacts import ArtifactNotFound
@@ -76,6 +77,7 @@ PROBLEMS: dict[type[Exception], Kind] = {
         401, "unauthorized", "Missing or invalid API key",
         (("WWW-Authenticate", 'Bearer realm="runledger"'),),
     ),
+    TooManyFailedKeys: Kind(429, "too-many-failed-keys", "Too many wrong API keys"),
     PayloadTooLarge: Kind(413, "payload-too-large", "Request body too large"),
     TransientStoreError: Kind(
         503, "database-unavailable", "The database is temporarily unavailable",
@@ -166,7 +168,9 @@ async def handle_mapped(request: Request, exc: Exception) -> Response:
                     escape(str(exc)))
     return problem_response(
         kind.status, kind.slug, kind.title, kind.detail or str(exc), errors=field_errors(exc),
-        headers=dict(kind.headers), request_id=_request_id(request),
+        # An error may add its own (``Retry-After`` of a throttled client).
+        headers={**dict(kind.headers), **getattr(exc, "headers", {})},
+        request_id=_request_id(request),
     )
 
 

@@ -8,7 +8,11 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from ledger.navigation import NavigationConfig
 from ledger.settings import DatabaseSettings, RedisSettings
+
+#: a key any shorter can be guessed, throttling or not
+MIN_KEY_CHARS = 16
 
 
 def _split(value: Any) -> Any:
@@ -18,13 +22,28 @@ def _split(value: Any) -> Any:
     return value
 
 
-class ApiSettings(DatabaseSettings, RedisSettings):
+class ApiSettings(DatabaseSettings, RedisSettings, NavigationConfig):
     """``runledger api``. Without ``API_KEYS`` every route is open (a warning is logged)."""
 
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         (),
         description="Comma-separated keys accepted as `Authorization: Bearer <key>` or "
         "`X-API-Key: <key>`; unset leaves every route open (a warning is logged).",
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated `Host` names the API answers besides loopback ones "
+        "(`localhost`, `127.0.0.1`, `[::1]`); `*.domain` for subdomains, `*` turns the check "
+        "off. Without API_KEYS only loopback names are answered (DNS rebinding); with keys "
+        "the check applies only when this is set.",
+    )
+    api_key_failure_limit: Annotated[int, Field(ge=1)] = Field(
+        10,
+        description="Wrong API keys one client address may send within "
+        "API_KEY_FAILURE_WINDOW_SECONDS before it gets 429 with `Retry-After`.",
+    )
+    api_key_failure_window_seconds: Annotated[float, Field(gt=0)] = Field(
+        60.0, description="Seconds over which wrong API keys are counted per client address."
     )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
@@ -69,7 +88,7 @@ class ApiSettings(DatabaseSettings, RedisSettings):
         description="Seconds an `Idempotency-Key` on `POST /runs` keeps returning the same run.",
     )
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split(value)
@@ -78,6 +97,12 @@ class ApiSettings(DatabaseSettings, RedisSettings):
     def _keys_not_blank(self) -> ApiSettings:
         if any(not key.get_secret_value().strip() for key in self.api_keys):
             raise ValueError("API_KEYS must not contain empty keys")
+        for number, key in enumerate(self.api_keys, 1):
+            if len(key.get_secret_value()) < MIN_KEY_CHARS:
+                raise ValueError(
+                    f"API_KEYS: key #{number} has {len(key.get_secret_value())} characters; "
+                    f"keys must have at least {MIN_KEY_CHARS} (make one with `python -c "
+                    "'import secrets; print(secrets.token_urlsafe(32))'`)")
         return self
 
     @property

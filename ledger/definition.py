@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from ledger import secret_refs
 from ledger.codec import MAX_EVENT_BYTES
 from ledger.domain import STEP_BUDGETS, STEP_LOCATOR_BYTES, STEP_MARGIN_BYTES, recordable
 from ledger.errors import InvalidDefinition
@@ -104,6 +105,12 @@ class Step(BaseModel):
         # A navigate target is an absolute URL or a path on the test's own site.
         if info.data.get("action") == Action.NAVIGATE and value and not value.startswith("/"):
             _check_http_url(value)
+        return value
+
+    @field_validator("value", "target")
+    @classmethod
+    def _secret_references(cls, value: str | None, info: ValidationInfo) -> str | None:
+        secret_refs.check(value, url=info.field_name == "target")
         return value
 
     @field_validator("advanced_selector")
@@ -191,6 +198,7 @@ class TestSpec(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        secret_refs.check(value, url=True)
         return _check_http_url(value)
 
     def steps_snapshot(self) -> list[dict[str, Any]]:

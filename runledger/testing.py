@@ -194,13 +194,14 @@ async def wait_for_position(pool: asyncpg.Pool, name: str, position: int | None 
 
 @contextlib.contextmanager
 def serve_http(handler: Callable[..., BaseHTTPRequestHandler],
-               name: str = "local-http") -> Iterator[str]:
-    """Serve ``handler`` on 127.0.0.1 (a free port) from a thread; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+               name: str = "local-http", host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``handler`` on ``host`` (a loopback address; a free port) from a thread; yields
+    the base URL."""
+    server = ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

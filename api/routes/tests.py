@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.deps import ServicesDep
 from api.errors import PreconditionFailed
+from api.navigation import ensure_navigable
 from api.problems import responses
 from api.schemas import TestOut, TestPage
 from ledger.definition import TestSpec
@@ -43,6 +44,7 @@ def expected_version(if_match: str | None) -> int | None:
 async def create_test(spec: TestSpec, request: Request, response: Response,
                       services: ServicesDep) -> dict[str, Any]:
     services.commands.ensure_queueable(spec)
+    ensure_navigable(spec, services.settings.navigation)
     row = await services.tests.create(spec)
     response.headers["Location"] = str(request.url_for("get_test", test_id=row["id"]))
     response.headers["ETag"] = etag(row)
@@ -72,6 +74,7 @@ async def update_test(test_id: UUID, spec: TestSpec, response: Response,
                       services: ServicesDep, if_match: IfMatch = None) -> dict[str, Any]:
     """Replace the test. Runs already queued keep the steps they were queued with."""
     services.commands.ensure_queueable(spec)
+    ensure_navigable(spec, services.settings.navigation)
     row = await services.tests.update(test_id, spec, if_version=expected_version(if_match))
     response.headers["ETag"] = etag(row)
     return row

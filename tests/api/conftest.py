@@ -32,6 +32,8 @@ def make_settings(database_url: str, redis_url: str, tmp_path: Path) -> MakeSett
             "database_url": database_url, "redis_url": redis_url, "api_keys": [API_KEY],
             "artifacts_dir": tmp_path / "artifacts", "stream_block_ms": 1000,
             "listen_poll_seconds": 0.5, "redis_retry_seconds": 0.5,
+            # Tests send wrong keys on purpose, more than the default limit allows.
+            "api_key_failure_limit": 1000,
         }
         values.update(overrides)
         return ApiSettings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -99,7 +99,7 @@ async def test_open_api_warns_at_start_up(
 ) -> None:
     from api.app import create_app
 
-    app = create_app(make_settings(api_keys=[]))
+    app = create_app(make_settings(api_keys=[], allowed_hosts=["testserver"]))
     async with asgi_client(app) as client:
         assert (await client.get("/tests")).status_code == 200
     assert any(r.levelno == logging.WARNING and "API_KEYS is not set" in r.getMessage()

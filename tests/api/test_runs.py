@@ -270,13 +270,13 @@ async def test_idempotency_keys_are_scoped_to_the_caller(
     from api.app import create_app
     from tests.api.conftest import asgi_client
 
-    app = create_app(make_settings(api_keys=["key-one", "key-two"]))
+    app = create_app(make_settings(api_keys=["key-one-0123456789", "key-two-0123456789"]))
     async with asgi_client(app) as client:
         test_id = (await client.post("/tests", json=a_test(),
-                                     headers={"X-API-Key": "key-one"})).json()["id"]
-        one = await queue(client, test_id, headers={"X-API-Key": "key-one",
+                                     headers={"X-API-Key": "key-one-0123456789"})).json()["id"]
+        one = await queue(client, test_id, headers={"X-API-Key": "key-one-0123456789",
                                                     "Idempotency-Key": "k"})
-        two = await queue(client, test_id, headers={"X-API-Key": "key-two",
+        two = await queue(client, test_id, headers={"X-API-Key": "key-two-0123456789",
                                                     "Idempotency-Key": "k"})
     assert one.json()["run_id"] != two.json()["run_id"]
 

@@ -25,10 +25,11 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
 
 
 def test_lists_are_comma_separated(env: pytest.MonkeyPatch) -> None:
-    env.setenv("API_KEYS", "first-key, second-key,")
+    env.setenv("API_KEYS", "first-key-0123456789, second-key-0123456789,")
     env.setenv("CORS_ORIGINS", "https://a.example,https://b.example")
     settings = load_settings(ApiSettings)
-    assert [k.get_secret_value() for k in settings.api_keys] == ["first-key", "second-key"]
+    assert [k.get_secret_value() for k in settings.api_keys] == [
+        "first-key-0123456789", "second-key-0123456789"]
     assert "first-key" not in repr(settings)  # secrets stay out of logs and tracebacks
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.redis_socket_timeout > settings.stream_block_ms / 1000

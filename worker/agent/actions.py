@@ -41,6 +41,13 @@ class StepContext:
     timing: dict[str, float] = field(default_factory=dict)
     resolved_url: str | None = None  # the page's URL when the target was resolved
     screenshot: bytes | None = None  # an explicit ``screenshot`` step's capture
+    #: what the session does to a value before the browser gets it (reveals secrets, masks
+    #: passwords: ``worker.agent.secrets``); unset, the value as written
+    prepare: Callable[[Locator | None, str], Awaitable[str]] | None = None
+
+    async def typed(self, element: Locator | None, value: str) -> str:
+        """``value`` as the browser is to get it, for ``element`` (None: a URL)."""
+        return value if self.prepare is None else await self.prepare(element, value)
 
     @property
     def remaining_ms(self) -> float:
@@ -113,7 +120,7 @@ async def _hover(ctx: StepContext) -> Resolution:
 
 async def _fill(ctx: StepContext) -> Resolution:
     found = await ctx.resolve()
-    value = ctx.step.value or ""
+    value = await ctx.typed(found.locator, ctx.step.value or "")
     await ctx.act(f"fill {found.spec}", lambda: found.locator.fill(value, timeout=ctx.remaining_ms))
     return found
 
@@ -141,7 +148,7 @@ async def _press(ctx: StepContext) -> Resolution | None:
 
 async def _select(ctx: StepContext) -> Resolution:
     found = await ctx.resolve()
-    value = ctx.step.value or ""
+    value = await ctx.typed(found.locator, ctx.step.value or "")
     if found.match.fingerprint.get("tag") == "select":
         label = await _option_for(found.locator, value, ctx.remaining_ms)
         await ctx.act(f"select {label!r} in {found.spec}",
@@ -176,7 +183,7 @@ async def _option_for(select: Locator, value: str, timeout_ms: float) -> str:
 
 async def _navigate(ctx: StepContext) -> None:
     url = urljoin(ctx.test_url, ctx.step.target) if ctx.step.target else ctx.test_url
-    await goto(ctx, url)
+    await goto(ctx, await ctx.typed(None, url))
 
 
 async def goto(ctx: StepContext, url: str) -> None:

@@ -45,6 +45,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
+from worker.agent.sandbox import EGRESS_ARGS, use_sandbox
 from worker.agent.settings import ExecutorConfig
 from worker.errors import BrowserUnavailable, ExecutorError
 
@@ -145,12 +146,13 @@ class ChromiumHost:
                 await asyncio.shield(playwright.stop())
 
     @contextlib.asynccontextmanager
-    async def context(self) -> AsyncIterator[tuple[BrowserContext, Lease]]:
-        """A fresh 1280x720 context for one run, closed afterwards whatever happens."""
+    async def context(self, **options: Any) -> AsyncIterator[tuple[BrowserContext, Lease]]:
+        """A fresh 1280x720 context for one run, closed afterwards whatever happens;
+        ``options`` go to Playwright's ``new_context`` (the run's egress ``proxy``)."""
         lease = await self._acquire()
         try:
             try:
-                context = await lease.browser.new_context(viewport=VIEWPORT)
+                context = await lease.browser.new_context(viewport=VIEWPORT, **options)
             except PlaywrightError as exc:
                 lease.retired = True
                 raise ExecutorError(f"could not open a browser context: {exc}",
@@ -196,7 +198,8 @@ class ChromiumHost:
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=str(self.executable), headless=True,
-                args=["--disable-dev-shm-usage", "--disable-gpu", self.tag],
+                args=["--disable-dev-shm-usage", "--disable-gpu", self.tag, *EGRESS_ARGS],
+                chromium_sandbox=use_sandbox(self._config.chromium_sandbox, self.executable),
                 # The worker decides when the browser closes: a signal asks it to finish
                 # its runs first (see the module docstring).
                 handle_sigint=False, handle_sigterm=False, handle_sighup=False,

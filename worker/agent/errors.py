@@ -9,6 +9,8 @@
         ├── AssertionFailed             a ``verify`` / ``assert_url`` condition did not hold
         ├── ActionFailed                Playwright could not perform the action on the element
         ├── CaptchaDetected             a CAPTCHA blocks the page; it is never attempted
+        ├── NavigationBlocked           ``NAVIGATION_POLICY`` refused the page's address
+        ├── UnknownSecret               ``{{secrets.NAME}}`` names a secret the worker lacks
         └── StepTimedOut                ``STEP_TIMEOUT_SECONDS`` or ``RUN_TIMEOUT_SECONDS`` hit
 
 ``StepFailed`` never leaves ``worker.agent``: the executor turns it into a failed ``step``
@@ -62,6 +64,14 @@ class ActionFailed(StepFailed, kind="action"):
 
 class CaptchaDetected(StepFailed, kind="captcha"):
     """A CAPTCHA blocks the page; it is never attempted."""
+
+
+class NavigationBlocked(StepFailed, kind="navigation-blocked"):
+    """The step navigated somewhere ``NAVIGATION_POLICY`` blocks; the target never saw it."""
+
+
+class UnknownSecret(StepFailed, kind="unknown-secret"):
+    """A step refers to a secret this worker does not have; the reference is never typed."""
 
 
 class StepTimedOut(StepFailed, kind="timeout"):

@@ -19,6 +19,7 @@ from ledger.artifacts import ArtifactStore, RetentionPolicy
 from ledger.errors import StoreError
 from projections.locator_memory import MemoryEntry
 from worker.agent.browser import ChromiumHost
+from worker.agent.egress import EgressProxy
 from worker.agent.llm import LocatorAdvisor
 from worker.agent.session import NO_TARGET, RunSession, recall_texts
 from worker.agent.settings import ExecutorConfig
@@ -88,9 +89,11 @@ class AgentExecutor:
         began = time.monotonic()
         memory = await self._recall(job)
         try:
-            async with self.host.context() as (context, lease):
+            # Every connection of the run goes through its own egress proxy (NAVIGATION_POLICY).
+            async with EgressProxy(self.config.navigation, name=str(job.run_id)) as egress, \
+                    self.host.context(proxy=egress.playwright_proxy()) as (context, lease):
                 session = RunSession(job, context, lease, self.config, self._artifacts, memory,
-                                     self._advisor)
+                                     self._advisor, egress)
                 outcome = await session.run(sink, began)
         finally:
             await self._retention()

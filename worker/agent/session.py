@@ -18,13 +18,13 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import BrowserContext, Locator, Page
 from playwright.async_api import Error as PlaywrightError
 
 from ledger.artifacts import ArtifactOwner, ArtifactStore
@@ -34,12 +34,14 @@ from projections.locator_memory import MemoryEntry, memory_key, normalise_instru
 from worker import bounds
 from worker.agent.actions import StepContext, browser_gone, explain, goto, perform
 from worker.agent.browser import Lease
+from worker.agent.egress import EgressProxy, NavigationWatch
 from worker.agent.errors import ActionFailed, StepFailed, StepTimedOut
 from worker.agent.instruction import parse
 from worker.agent.llm import LocatorAdvisor
 from worker.agent.popups import PopupGuard
 from worker.agent.probe import INSTALL_JS
 from worker.agent.resolver import Resolver
+from worker.agent.secrets import RedactingAdvisor, RunSecrets
 from worker.agent.settings import ExecutorConfig
 from worker.errors import ExecutorError
 from worker.ports import Outcome, RunJob, StepResult, StepSink
@@ -66,23 +68,38 @@ class RunSession:
     artifacts: ArtifactStore
     memory: dict[str, MemoryEntry]
     advisor: LocatorAdvisor | None
+    egress: EgressProxy | None = None
     _owner: ArtifactOwner = field(init=False)
     # Set when the page crashes or the browser goes away: the run is over.
     _broken_kind: str | None = field(default=None, init=False)
     _broken: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _tracing: bool = field(init=False)
+    _secrets: RunSecrets = field(init=False)
+    _watch: NavigationWatch = field(init=False)
+    #: why the run has no trace though TRACES asks for one (secrets, a password)
+    _trace_note: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._owner = ArtifactOwner(self.job.test_id, str(self.job.run_id), datetime.now(UTC))
         self._tracing = self.config.traces != "off"
+        self._secrets = RunSecrets(self.config.secret_values)
+        self._watch = NavigationWatch(self.egress)
+        used = self._secrets.referenced(
+            self.job.url, *(t for s in self.job.steps for t in (s.value, s.target)))
+        if used and self._tracing:
+            # A trace records typed values in its DOM snapshots: no trace at all.
+            self._tracing = False
+            self._trace_note = ("not recorded: the run types secrets "
+                                f"({', '.join(used)}) and traces record typed values")
 
     async def run(self, sink: StepSink, began: float) -> Outcome:
         """Run every step; ``began`` is the run's ``time.monotonic()`` start."""
         safety = min(RUN_SAFETY_MAX_SECONDS, self.config.run_timeout_seconds * RUN_SAFETY_FRACTION)
         run_deadline = began + self.config.run_timeout_seconds - safety
         page, popups = await self._open()
+        advisor = RedactingAdvisor(self.advisor, self._secrets) if self.advisor else None
         resolver = Resolver(page, popups, strict=self.config.healing == "strict",
-                            advisor=self.advisor)
+                            advisor=advisor)
         last = len(self.job.steps) - 1
         for index, step in enumerate(self.job.steps):
             result = await self._step(index, step, page, popups, resolver, run_deadline)
@@ -102,6 +119,7 @@ class RunSession:
             await self.context.add_init_script(script=INSTALL_JS)
             page = await self.context.new_page()
             page.on("crash", lambda _: self._break("page-crash"))
+            self._watch.watch(page)
             popups = PopupGuard(page, auto_handle=self.job.auto_handle_popups)
             await popups.install()
         except PlaywrightError as exc:
@@ -137,6 +155,7 @@ class RunSession:
             deadline=now + max(budget, 0.0), verify_seconds=self.config.verify_timeout_seconds,
             resolver=resolver, memory=None, memory_info=None,
         )
+        ctx.prepare = lambda element, value: self._prepare(ctx, element, value)
         if self._tracing:
             await self.context.tracing.group(f"{index}: {step.action.value} — "
                                               f"{step.instruction[:80]}")
@@ -146,16 +165,32 @@ class RunSession:
             if self._tracing:
                 with contextlib.suppress(PlaywrightError):
                     await self.context.tracing.group_end()
+        error = self._watch.judge(error, ctx.details)
         status = "failed" if error else "passed"
         artifacts = await self._screenshots(ctx, failed=bool(error))
         ctx.timing["total_ms"] = _ms_since_float(began)
         details = self._details(ctx, popups, error)
+        redact = self._secrets.redact
         return step_result(
             index, step, status=status, duration_ms=_ms_since(began),
             strategy=details.pop("strategy", None), healed=bool(ctx.details.get("heal")),
-            url=ctx.resolved_url or page.url, error=str(error) if error else None,
-            artifacts=artifacts, details=details,
+            url=redact(ctx.resolved_url or page.url), error=redact(str(error)) if error else None,
+            artifacts=artifacts, details=redact(details), redact=redact,
         )
+
+    async def _prepare(self, ctx: StepContext, element: Locator | None, value: str) -> str:
+        """A value as the browser gets it: secrets revealed (``UnknownSecret`` for one the
+        worker lacks); a literal typed into a password field masked from now on, with a
+        warning. (Its trace is kept: the value is in the test definition already, which
+        is what the warning says to fix.)"""
+        revealed = self._secrets.reveal(value)
+        if element is None or revealed != value or not value or not await _is_password(element):
+            return revealed
+        self._secrets.mask(value)
+        ctx.details.setdefault("warnings", []).append(
+            "a password was typed without a {{secrets.NAME}} reference: its value lives in "
+            "the test definition; it is masked in what the run records")
+        return revealed
 
     async def _attempt(self, index: int, ctx: StepContext, budget: float, run_deadline: float
                        ) -> StepFailed | None:
@@ -187,9 +222,10 @@ class RunSession:
         action = ctx.intent.action
         if index == 0 and action != "navigate":
             # A test starts on its URL even when its first step does something else.
-            await goto(ctx, self.job.url)
+            await goto(ctx, await ctx.typed(None, self.job.url))
         if action not in NO_TARGET:
-            ctx.memory_info = memory_info(ctx.step, ctx.intent.action, ctx.page.url)
+            ctx.memory_info = memory_info(ctx.step, ctx.intent.action,
+                                          self._secrets.redact(ctx.page.url))
             ctx.memory = self.memory.get(ctx.memory_info["key"])
         await perform(ctx)
 
@@ -261,6 +297,10 @@ class RunSession:
 
     async def _screenshots(self, ctx: StepContext, *, failed: bool) -> list[dict[str, Any]]:
         refs: list[dict[str, Any]] = []
+        if self._secrets.active and await self._shows_secret(ctx.page):
+            ctx.screenshot = None
+            ctx.details["screenshot"] = "withheld: the page shows a secret or masked value"
+            return refs
         if ctx.screenshot is not None:
             refs.append(await self._store(ctx.screenshot, "screenshot", "image/png"))
         wanted = self.config.screenshots == "all" or (
@@ -271,7 +311,8 @@ class RunSession:
         try:
             shot = await self._capture(ctx.page)
         except PlaywrightError as exc:
-            log.warning("screenshot failed run_id=%s: %s", self.job.run_id, explain(exc))
+            log.warning("screenshot failed run_id=%s: %s", self.job.run_id,
+                        self._secrets.redact(explain(exc)))
             return refs
         ctx.timing["screenshot_ms"] = _ms_since_float(began)
         refs.append(await self._store(shot, "screenshot", "image/png"))
@@ -291,7 +332,20 @@ class RunSession:
                                         owner=self._owner)
         return ref.as_dict()
 
+    async def _shows_secret(self, page: Page) -> bool:
+        """Whether a frame's text or a (non-password) field shows a value to keep out of
+        screenshots; when the page cannot say, assume it does."""
+        for frame in page.frames:
+            try:
+                if await frame.evaluate(SHOWS_VALUE_JS, self._secrets.values):
+                    return True
+            except PlaywrightError:
+                return True
+        return False
+
     async def _with_trace(self, result: StepResult) -> StepResult:
+        if self._trace_note is not None:
+            result = replace(result, details={**result.details, "trace": self._trace_note})
         if not self._tracing or self._gone():
             return result
         self._tracing = False
@@ -314,12 +368,13 @@ class RunSession:
 def step_result(
     index: int, step: Step, *, status: str, duration_ms: int, strategy: str | None,
     healed: bool, url: str | None, error: str | None, artifacts: list[dict[str, Any]],
-    details: dict[str, Any],
+    details: dict[str, Any], redact: Callable[[str], str] = str,
 ) -> StepResult:
     """The step's result as it is recorded: the one place where what the executor took from
     the page (url, error, details) is cleaned and bounded (``worker.bounds``)."""
     return bounds.bound_step(StepResult(
-        index=index, action=step.action.value, instruction=step.instruction, status=status,
+        index=index, action=step.action.value, instruction=redact(step.instruction),
+        status=status,
         duration_ms=duration_ms, strategy=strategy, healed=healed, url=url, error=error,
         artifacts=artifacts, details=details,
     ))
@@ -337,6 +392,22 @@ def recall_texts(step: Step) -> tuple[str, str | None]:
     """The step's instruction and value as locator memory sees them: cleaned, so that a
     control character or lone surrogate can neither break the key nor reach PostgreSQL."""
     return recordable(step.instruction), recordable(step.value) if step.value else step.value
+
+
+SHOWS_VALUE_JS = """values => {
+  const seen = [document.title, document.documentElement ? document.documentElement.innerText : ''];
+  for (const e of document.querySelectorAll('input, textarea, select'))
+    if (e.type !== 'password') seen.push(e.value || '');
+  const text = seen.join('\\n');
+  return values.some(v => text.includes(v));
+}"""
+
+
+async def _is_password(element: Locator) -> bool:
+    try:
+        return bool(await element.evaluate("e => e.type === 'password'", timeout=2000))
+    except PlaywrightError:
+        return False
 
 
 def _ms_since(began: float) -> int:

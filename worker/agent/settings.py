@@ -9,18 +9,20 @@ environment itself.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ledger.navigation import NavigationConfig
 from ledger.settings import Settings
 
 Positive = Annotated[float, Field(gt=0)]
 
 
-class ExecutorConfig(BaseModel):
+class ExecutorConfig(NavigationConfig):
     """Everything the Playwright executor is configured with."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -81,6 +83,20 @@ class ExecutorConfig(BaseModel):
     llm_timeout_seconds: Positive = Field(
         20.0, description="Seconds one request to the LLM endpoint may take."
     )
+    secrets_file: Path | None = Field(
+        None,
+        description="A dotenv file of `NAME=value` secrets that steps refer to as "
+        "`{{secrets.NAME}}` (only its owner may read it); `RUNLEDGER_SECRET_<NAME>` "
+        "environment variables add to it and win.",
+    )
+    chromium_sandbox: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Chromium's sandbox: `auto` uses it when the worker is not root and the "
+        "kernel allows it (and logs which it chose); `on` refuses to start without it; "
+        "`off` never uses it.",
+    )
+    #: the secrets themselves, collected by ``ExecutorSettings`` (never documented or logged)
+    secret_values: dict[str, SecretStr] = Field(default_factory=dict, exclude=True, repr=False)
 
     @model_validator(mode="after")
     def _llm_complete(self) -> ExecutorConfig:
@@ -106,3 +122,16 @@ class ExecutorSettings(Settings, ExecutorConfig):
     # The values both bases set, restated so that the class has one config type: mypy
     # rejects inheriting BaseSettings' SettingsConfigDict and BaseModel's ConfigDict at once.
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_secrets(cls, data: Any) -> Any:
+        # The entry point's settings are the one place that reads the environment: the
+        # secrets are variables too, just with names no field can declare in advance.
+        from worker.agent.secrets import load_secrets
+
+        if isinstance(data, dict):
+            path = data.get("secrets_file")
+            data = {**data, "secret_values": load_secrets(
+                os.environ, Path(path) if path else None)}
+        return data
