@@ -15,17 +15,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware import Middleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
-from api import problems
+from api import openapi, problems
 from api.auth import ApiKeys, FailedKeyThrottle, authenticate
 from api.edges import refuse_control_characters
 from api.metrics import Metrics
 from api.middleware import BodyLimit, HostCheck, RequestContext
-from api.routes import compat, ops, runs, stream, tests
+from api.routes import artifacts, compat, feed, ops, runs, stream, tests, ui
 from api.services import OnFatal, open_services
 from api.settings import ApiSettings
 
@@ -78,52 +76,24 @@ def create_app(settings: ApiSettings, *, on_fatal: OnFatal | None = None) -> Fas
     problems.install(app)
     authenticated = [Depends(authenticate)]
     app.include_router(tests.router, dependencies=authenticated)
+    app.include_router(feed.router)  # before /runs/{run_id}
     app.include_router(runs.router, dependencies=authenticated)
+    app.include_router(artifacts.router)  # the key, or a signed link
     app.include_router(stream.router)
     app.include_router(compat.router, dependencies=authenticated)
     app.include_router(ops.health_router)
     app.include_router(ops.metrics_router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
-    app.include_router(_docs_router(app), dependencies=authenticated)
+    app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]  # FastAPI's hook
+    app.include_router(_openapi_router(app), dependencies=authenticated)
+    ui.mount(app)  # the pages and /docs: no data in them, their scripts ask for the key
     return app
 
 
-def _docs_router(app: FastAPI) -> APIRouter:
+def _openapi_router(app: FastAPI) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/openapi.json")
     async def openapi_document() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @router.get("/docs")
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
-
     return router
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with errors filed as what they are: problem+json documents."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                         routes=app.routes)
-    for path in schema["paths"].values():
-        for operation in path.values():
-            for response in operation.get("responses", {}).values():
-                _file_problem(response)
-    schema["components"]["schemas"].pop("HTTPValidationError", None)
-    schema["components"]["schemas"].pop("ValidationError", None)
-    app.openapi_schema = schema
-    return schema
-
-
-_PROBLEM_REFS = {"#/components/schemas/Problem", "#/components/schemas/HTTPValidationError"}
-
-
-def _file_problem(response: dict[str, Any]) -> None:
-    json = response.get("content", {}).get("application/json", {})
-    if json.get("schema", {}).get("$ref") in _PROBLEM_REFS:
-        response["content"] = {
-            problems.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-        }

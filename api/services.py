@@ -21,10 +21,12 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.commands import RunCommands
 from api.definitions import PgTestRepository
+from api.feed import RunFeed
 from api.hub import StreamHub
 from api.metrics import Metrics
 from api.reads import RunReads
 from api.settings import ApiSettings
+from api.signing import UrlSigner, signing_secret
 from api.tail import RunTail
 from ledger.aio import supervise, wait_any
 from ledger.artifacts import FileArtifactStore
@@ -33,6 +35,7 @@ from ledger.errors import StoreError
 from ledger.settings import redact
 from ledger.store import LogListener, PgEventStore
 from projections.queries import RunQueries
+from projections.test_stats import TestStatsQueries
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ class Services:
     reads: RunReads
     tail: RunTail
     metrics: Metrics
+    #: the runs feed of the web pages, test statistics, signed artifact links
+    feed: RunFeed
+    stats: TestStatsQueries
+    signer: UrlSigner
     #: set when a background task died: the process is unhealthy
     failure: BaseException | None = field(default=None)
 
@@ -107,6 +114,9 @@ async def open_services(
                          redis_retry_seconds=settings.redis_retry_seconds,
                          poll_seconds=settings.listen_poll_seconds),
             metrics=metrics,
+            feed=RunFeed(pool, store, listener), stats=TestStatsQueries(pool),
+            signer=UrlSigner(signing_secret(settings.url_signing_key, settings.api_keys),
+                             ttl_seconds=settings.signed_url_seconds),
         )
         stop = asyncio.Event()
         background = asyncio.create_task(_run_background(services, stop, on_fatal),

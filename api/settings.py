@@ -30,6 +30,15 @@ class ApiSettings(DatabaseSettings, RedisSettings, NavigationConfig):
         description="Comma-separated keys accepted as `Authorization: Bearer <key>` or "
         "`X-API-Key: <key>`; unset leaves every route open (a warning is logged).",
     )
+    url_signing_key: SecretStr | None = Field(
+        None,
+        description="Secret of the signed artifact links the web pages use (HMAC-SHA256, bound "
+        "to the run, the artifact and an expiry); unset derives it from `API_KEYS`, so every "
+        "replica with the same keys accepts the same links. Changing it voids the links out.",
+    )
+    signed_url_seconds: Annotated[int, Field(ge=10, le=86_400)] = Field(
+        300, description="Seconds a signed artifact link stays valid."
+    )
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Comma-separated `Host` names the API answers besides loopback ones "

@@ -193,7 +193,8 @@ class TestSpec(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     url: Annotated[str, Field(max_length=2048)]
     definition: Definition
-    auto_handle_popups: bool = True
+    # Strict: `0` or "yes" is a mistake to name, not a boolean to guess.
+    auto_handle_popups: Annotated[bool, Field(strict=True)] = True
 
     @field_validator("url")
     @classmethod

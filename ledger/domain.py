@@ -295,10 +295,14 @@ class Run(Aggregate):
         self._require(self.status in (QUEUED, RUNNING), Run.Errored)
         self.trigger_event(Run.Errored, message=message, step=step, kind=kind)
 
-    def time_out(self, *, timeout_seconds: float, detected_by: str) -> None:
+    def time_out(
+        self, *, timeout_seconds: float, detected_by: str, message: str = TIMEOUT_MESSAGE
+    ) -> None:
+        """End a running run that ran out of time, or whose worker was lost (``message``
+        then names the worker: a crash must not read as a slow test)."""
         self._require(self.status == RUNNING, Run.TimedOut)
         self.trigger_event(
-            Run.TimedOut, message=TIMEOUT_MESSAGE, timeout_seconds=float(timeout_seconds),
+            Run.TimedOut, message=message, timeout_seconds=float(timeout_seconds),
             detected_by=detected_by,
         )
 

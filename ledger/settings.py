@@ -85,9 +85,12 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            variable = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            variable = "_".join(str(part) for part in error["loc"]).upper()
             message = "is required but not set" if error["type"] == "missing" else error["msg"]
-            problems.append(f"{variable} {message}")
+            if error["type"] == "value_error" and not variable:
+                # A check across variables (a model validator): its message names them.
+                message = str(error["ctx"]["error"])
+            problems.append(f"{variable} {message}" if variable else message)
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 
 

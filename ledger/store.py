@@ -1,10 +1,10 @@
 """``PgEventStore``: the asyncpg adapter that appends and reads run events.
 
-Writes follow the ordering protocol of the architecture in one transaction (lock, bulk
-insert returning ids, NOTIFY), implemented server-side by ``runledger_append`` so an append
-is one round trip. Reads come in three shapes: one run's events, the log after a
-notification id (for followers, in commit order), and the head id. ``LogListener`` wakes
-tailing readers on NOTIFY, with a polling fallback and a stop signal.
+Writes follow the ordering protocol of the architecture in one transaction (the appenders'
+advisory lock, bulk insert returning ids, NOTIFY), implemented server-side by
+``runledger_append`` so an append is one round trip. Reads come in three shapes: one run's
+events, the log after a notification id (for followers, in commit order), and the head id.
+``LogListener`` wakes tailing readers on NOTIFY, with a polling fallback and a stop signal.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from ledger.db import close_quietly, connect, create_pool, translated
 from ledger.errors import StoreError, TransientStoreError
 from ledger.sql import load_queries
 from ledger.store import PgEventStore, read_log_entries
-from projections import locator_memory, runs, steps
+from projections import locator_memory, runs, steps, test_stats
 from projections.errors import RebuildError
 from projections.follower import ReadModel
 from projections.parking import describe, now, park, split
@@ -58,6 +58,7 @@ READ_MODELS: dict[str, ReadModel] = {
     runs.MODEL.name: runs.MODEL,
     steps.MODEL.name: steps.MODEL,
     locator_memory.MODEL.name: locator_memory.MODEL,
+    test_stats.MODEL.name: test_stats.MODEL,
 }
 
 Progress = Callable[[int, int], None]

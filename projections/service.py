@@ -27,7 +27,7 @@ from ledger.aio import Backoff, supervise, wait_any
 from ledger.db import create_pool
 from ledger.settings import DatabaseSettings, RedisSettings, redact
 from ledger.store import LogListener
-from projections import locator_memory, runs, steps
+from projections import locator_memory, runs, steps, test_stats
 from projections.follower import Follower, FollowerRunner
 from projections.relay import RedisRelay
 from projections.retry import RetryResult, retry_parked
@@ -122,6 +122,7 @@ def build_followers(
         runs.MODEL.follower(linger_seconds=linger),
         steps.MODEL.follower(linger_seconds=linger),
         locator_memory.MODEL.follower(linger_seconds=linger),
+        test_stats.MODEL.follower(linger_seconds=linger),
         relay.follower(),
     ]
     # ────────────────────────────────────────────────────────────────────────────────

@@ -146,7 +146,8 @@ async def _until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, N
 
 @app.command()
 def rebuild(
-    target: Annotated[str, typer.Argument(help="runs, run_steps, locator_memory or all.")] = "all",
+    target: Annotated[str, typer.Argument(
+        help="runs, run_steps, locator_memory, test_stats or all.")] = "all",
     batch_size: Annotated[int, typer.Option(min=1, help="Events per batch.")] = 5000,
     lock_timeout: Annotated[float, typer.Option(
         help="Seconds the swap may wait for readers before retrying.")] = 2.0,

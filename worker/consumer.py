@@ -3,11 +3,17 @@
 For each job:
 
 1. parse it (malformed → ``runs:dead``) and load the run (no such run → ``runs:dead``);
-2. a run that is not ``queued`` is acknowledged and skipped: it is finished, or running under
-   another worker (alive, or dead and left to stuck-run recovery);
-3. past ``MAX_DELIVERIES`` the run gets ``errored`` and the job goes to ``runs:dead``;
-4. ``started`` is appended at the version read — of two workers holding the same job exactly
-   one wins, the other acknowledges and skips;
+2. a finished run's job is acknowledged and skipped;
+3. a queued run gets ``started``, appended at the version read — of two workers holding the
+   same job exactly one wins, the other acknowledges and skips. A running run whose
+   ``started`` is this worker's own (same consumer and attempt, nothing recorded after it)
+   is carried on. A running run of another worker is skipped when the job is a duplicate;
+   when the job was reclaimed, its worker's lease lapsed (``worker.recovery``): the run
+   gets ``timed-out`` naming the lost worker;
+4. only deliveries that reached the run's start count toward ``MAX_DELIVERIES``
+   (``RedisRunQueue.count_start``): past it the run gets ``errored`` and the job goes to
+   ``runs:dead``. Redeliveries after an outage (a worker that died before the start, Redis
+   or PostgreSQL unavailable) never dead-letter a healthy run;
 5. the executor runs the steps through a ``LedgerStepSink`` (one ``step`` event each), within
    ``RUN_TIMEOUT_SECONDS``;
 6. ``completed`` / ``errored`` / ``timed-out`` is appended, and only then the job is
@@ -15,9 +21,10 @@ For each job:
    ``timed-out`` by recovery) just stops the executor.
 
 Transient PostgreSQL/Redis errors (``worker.errors.TRANSIENT``) are retried with
-``ledger.aio.Backoff``; when they persist the run gets ``errored`` with the reason, and when
-even that cannot be written the job stays pending, to be reclaimed once idle — never
-silently dropped.
+``ledger.aio.Backoff``; an append whose reply was lost is settled by reading it back
+(``RunWriter``). When errors persist the run gets ``errored`` with the reason, and when even
+that cannot be written the job stays pending, to be reclaimed once idle — never silently
+dropped, and never acknowledged without a terminal event.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from pydantic import ValidationError
 from ledger.aio import Backoff
 from ledger.db import translated
 from ledger.definition import parse_steps
-from ledger.domain import QUEUED, STEP_BUDGETS, Run
+from ledger.domain import QUEUED, RUNNING, STEP_BUDGETS, Run
 from ledger.errors import (
     ConcurrencyConflict,
     InvalidDefinition,
@@ -50,12 +57,14 @@ from worker.errors import (
     TRANSIENT,
     ExecutorError,
     MalformedJob,
+    QueueError,
     QueueUnavailable,
     RunCancelled,
     StepNotRecorded,
 )
 from worker.ports import Executor, Outcome, RunJob, StepResult
 from worker.queue import Job, RedisRunQueue
+from worker.recovery import end_lost
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +77,7 @@ class ConsumerConfig:
     consumer: str
     max_deliveries: int
     run_timeout_seconds: float
+    claim_idle_seconds: float = 60.0
 
 
 class RunWriter:
@@ -76,9 +86,13 @@ class RunWriter:
     ``accept(run)`` says whether a decision still applies to the run as stored (e.g. "still
     queued"); when it does not, nothing is appended. A ``ConcurrencyConflict`` means the run
     moved on: reload and ask ``accept`` again. A transient failure is retried from a fresh
-    load — but an append whose reply was lost may have committed, so the retry first checks
-    whether the event at that version is the very one we sent (same type and timestamp) and,
-    if so, counts it as written instead of deciding again.
+    load — but an append whose reply was lost may have committed. So the writer keeps what it
+    sent until a read settles the question: the next try first compares the stored event at
+    that version with the one sent (same type, timestamp and data) and, if it is ours, counts
+    it as written instead of deciding again. When that read fails too, the question stays
+    open for the try after: forgetting it would make the writer see its own ``started`` as a
+    rival's (and acknowledge a run nobody runs) or its own step as already past (and error a
+    healthy run).
 
     The appends of one job share one pooled connection, returned when the job is done: a
     pool resets a connection (one more round trip) each time it gets it back. After a
@@ -120,12 +134,20 @@ class RunWriter:
         """``(run as stored, appended)``; raises the last ``ConcurrencyConflict`` after
         ``CONFLICT_RELOADS`` lost races in a row."""
         known = [run]
-        sent: list[Any] = []  # the first event of an append that failed uncertainly
+        # The first event of an append whose outcome is unknown, until a read settles it;
+        # then ``ours`` says whether it was stored.
+        uncertain: list[Any] = []
+        ours: list[bool] = []
 
         async def attempt() -> tuple[Run, bool]:
             current = known.pop() if known else None
-            if sent and await self._committed(sent.pop()):
-                return await self._store.load_run(run_id), True
+            if uncertain and not ours:
+                ours.append(await self._committed(uncertain[0]))  # a failure keeps it open
+            if ours:
+                if ours[0]:
+                    return await self._store.load_run(run_id), True
+                uncertain.clear()
+                ours.clear()
             for tries in range(1, CONFLICT_RELOADS + 1):
                 if current is None:
                     current = await self._store.load_run(run_id)
@@ -144,8 +166,7 @@ class RunWriter:
                     current = None
                     continue
                 except TRANSIENT:
-                    if events:
-                        sent.append(events[0])
+                    uncertain[:] = events[:1]
                     await self._release()
                     raise
                 return current, True
@@ -216,6 +237,8 @@ class RunConsumer:
         self._executor = executor
         self._config = config
         self._backoff = backoff or Backoff()
+        #: runs this process is handling a job of: a second job of one is a duplicate
+        self._active: set[UUID] = set()
 
     def writer(self) -> RunWriter:
         """A writer for one job's appends (use as ``async with``)."""
@@ -255,20 +278,40 @@ class RunConsumer:
         except LedgerError as exc:
             # Deterministic (e.g. an event this version cannot read): retrying cannot help.
             return await self._dead_letter(job, f"run {run_id} cannot be loaded: {exc}", run_id)
-        if run.status != QUEUED:
-            # Finished, or running under another worker — alive, or dead and left to
-            # stuck-run recovery (which knows whether its job is still held).
+        if run.is_finished:
             log.info(
                 "Skipping job: run is %s run_id=%s entry=%s deliveries=%d",
                 run.state_name, run_id, job.entry_id, job.deliveries,
             )
             await self._ack(job)
             return "skipped"
+        if run_id in self._active:
+            # A second job of a run this process is handling (the relay published twice):
+            # the first job is acknowledged when the run ends.
+            log.info("Skipping job: run is already handled here (a duplicate job) "
+                     "run_id=%s entry=%s", run_id, job.entry_id)
+            await self._ack(job)
+            return "skipped"
+        self._active.add(run_id)
+        try:
+            return await self._take(job, run, attempt)
+        finally:
+            self._active.discard(run_id)
+
+    async def _take(self, job: Job, run: Run, attempt: int | None) -> str:
         async with self.writer() as writer:
-            if job.deliveries > self._config.max_deliveries:
-                return await self._poison(writer, job, run)
-            started = await self._start(writer, run, attempt)
-            result = "skipped" if started is None else await self._execute(writer, started, job)
+            if run.status == QUEUED:
+                started = await self._start(writer, run, attempt)
+            else:
+                started = await self._own_start(run, attempt)
+                if started is None:
+                    return await self._not_ours(writer, job, run)
+            if started is None:
+                result = "skipped"
+            elif (starts := await self._count_start(job)) > self._config.max_deliveries:
+                return await self._poison(writer, job, started, starts)
+            else:
+                result = await self._execute(writer, started, job)
         await self._ack(job)
         return result
 
@@ -289,11 +332,83 @@ class RunConsumer:
         if appended:
             log.info("Started run run_id=%s worker=%s attempt=%s", run.id, me, current.attempt)
             return current
+        if (ours := await self._own_start(current, attempt)) is not None:
+            return ours
         log.info(
             "Lost the race for run run_id=%s (now %s by %s); skipping",
             run.id, current.state_name, current.worker,
         )
         return None
+
+    async def _own_start(self, run: Run, attempt: int | None) -> Run | None:
+        """``run`` when its ``started`` is this worker's own (same consumer and attempt) and
+        nothing was recorded after it: the worker carries on. That is the case after an
+        append whose outcome stayed unknown through the retries (the job was left pending
+        and came back to this worker), or a restarted worker of the same name."""
+        if run.status != RUNNING or run.worker != self._config.consumer or run.steps_recorded:
+            return None
+        events = await self._backoff.run(
+            lambda: self._store.read_run(run.id, limit=2), f"reading run {run.id}",
+            transient=TRANSIENT,
+        )
+        started = events[-1]
+        if started.type != "started" or started.data.get("attempt") != (attempt or run.attempt):
+            return None
+        log.info("Recognised our own start of run run_id=%s; carrying on", run.id)
+        return run
+
+    async def _not_ours(self, writer: RunWriter, job: Job, run: Run) -> str:
+        """A job whose run is running under another worker (or under this one with steps
+        recorded that it cannot redo)."""
+        if not job.reclaimed:
+            # A duplicate job (the relay published twice): the run's own job is held by
+            # the worker running it, which acknowledges that one.
+            log.info(
+                "Skipping job: run is running under %s run_id=%s entry=%s",
+                run.worker, run.id, job.entry_id,
+            )
+            await self._ack(job)
+            return "skipped"
+        # Reclaimed: the job sat idle past CLAIM_IDLE_SECONDS, so its holder's lease lapsed.
+        held = await self._backoff.run(
+            self._queue.leases, "reading job leases", transient=TRANSIENT
+        )
+        if any(lease.run_id == run.id and not lease.lapsed and lease.entry_id != job.entry_id
+               for lease in held):
+            log.info("Skipping job: another live job holds run run_id=%s", run.id)
+            await self._ack(job)
+            return "skipped"
+        idle = self._config.claim_idle_seconds
+        current, appended = await writer.write(
+            run.id, lambda r: end_lost(r, idle),
+            # Only as we saw it: a run that moved on has a live worker after all.
+            accept=lambda r: r.version == run.version and r.status == RUNNING,
+            run=run, what=f"ending run {run.id} of a lost worker",
+        )
+        if appended:
+            log.warning(
+                "Worker lost: ended its run run_id=%s worker=%s entry=%s",
+                run.id, run.worker, job.entry_id,
+            )
+        if current.is_finished:
+            await self._ack(job)
+            return str(current.terminal_event)
+        # Its worker is alive and renews the job again (taking it back): never acknowledge
+        # a job whose run has no terminal event.
+        log.info("Run moved on under its worker run_id=%s; leaving its job", run.id)
+        return "skipped"
+
+    async def _count_start(self, job: Job) -> int:
+        """How many deliveries of ``job`` reached its run's start, this one included."""
+        try:
+            return await self._backoff.run(
+                lambda: self._queue.count_start(job), f"counting the start of {job.entry_id}",
+                transient=TRANSIENT,
+            )
+        except QueueError as exc:
+            # The run is started: running it beats holding it for a count.
+            log.warning("Could not count the start of entry=%s: %s", job.entry_id, exc)
+            return 1
 
     async def _execute(self, writer: RunWriter, run: Run, job: Job) -> str:
         sink = LedgerStepSink(writer, run)
@@ -348,10 +463,10 @@ class RunConsumer:
         )
         return outcome
 
-    async def _poison(self, writer: RunWriter, job: Job, run: Run) -> str:
+    async def _poison(self, writer: RunWriter, job: Job, run: Run, starts: int) -> str:
         reason = (
-            f"delivered {job.deliveries} times, over MAX_DELIVERIES="
-            f"{self._config.max_deliveries}"
+            f"started {starts} times (deliveries that reached the run's start), over "
+            f"MAX_DELIVERIES={self._config.max_deliveries}"
         )
         await writer.write(
             run.id, _errored(reason, "poison"), accept=lambda r: not r.is_finished, run=run,

@@ -63,6 +63,10 @@ for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return removed
 """
+# Per job entry, the deliveries that reached its run's start (``count_start``); kept a week,
+# far longer than any job stays pending.
+STARTS_PREFIX = "runs:starts:"
+STARTS_TTL_SECONDS = 7 * 24 * 3600
 # `idle` is the time since the consumer's last read on Valkey and Redis 7.2+ (even one that
 # found nothing), but since its last delivery on Redis 7.0: there an idle live worker holding
 # nothing may be pruned too — harmless, its next read that delivers re-creates it.
@@ -113,6 +117,16 @@ def translated() -> Iterator[None]:
         raise
     except (rex.RedisError, OSError, TimeoutError) as exc:
         raise translate(exc) from exc
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A pending job as a lease on its run: held by ``consumer`` while it renews it."""
+
+    entry_id: str
+    consumer: str
+    run_id: UUID
+    lapsed: bool
 
 
 @dataclass(frozen=True)
@@ -260,6 +274,38 @@ class RedisRunQueue:
             with contextlib.suppress(MalformedEntry):
                 held.add(decode_job(entry_id, fields).run_id)
         return held
+
+    async def leases(self) -> list[Lease]:
+        """The lease of every pending job: its holder, and whether it lapsed (not renewed by
+        ``keep_fresh`` for ``CLAIM_IDLE_SECONDS``: the holder died or lost Redis)."""
+        with translated():
+            pending = await self._redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", HELD_SCAN)
+            if not pending:
+                return []
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for info in pending:
+                    pipe.xrange(QUEUE, info["message_id"], info["message_id"], count=1)
+                replies = await pipe.execute()
+        leases = []
+        for info, reply in zip(pending, replies, strict=True):
+            for entry_id, fields in reply:
+                with contextlib.suppress(MalformedEntry):
+                    idle = int(info["time_since_delivered"])
+                    leases.append(Lease(entry_id, str(info["consumer"]),
+                                        decode_job(entry_id, fields).run_id,
+                                        lapsed=idle >= self._claim_idle_ms))
+        return leases
+
+    async def count_start(self, job: Job) -> int:
+        """Count one more delivery of ``job`` that reached its run's start; returns how many
+        have (deliveries that ended before the start — an outage — are not counted)."""
+        key = f"{STARTS_PREFIX}{job.entry_id}"
+        with translated():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, STARTS_TTL_SECONDS)
+                count, _ = await pipe.execute()
+        return int(count)
 
     # -- finishing ------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import socket
 import uuid
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ledger.settings import DatabaseSettings, RedisSettings
 from worker.agent.settings import ExecutorSettings
@@ -38,21 +38,25 @@ class WorkerSettings(DatabaseSettings, RedisSettings, ExecutorSettings):
     )
     claim_idle_seconds: Positive = Field(
         60.0,
-        description="Seconds a job may go without being kept fresh before it counts as a "
-        "dead worker's and another worker reclaims it.",
+        description="Seconds a job may go without being kept fresh (its worker's lease on "
+        "the run) before it counts as a dead worker's: another worker reclaims it, and a "
+        "run it held ends `timed-out` naming the lost worker.",
     )
     max_deliveries: Annotated[int, Field(ge=1)] = Field(
         3,
-        description="Deliveries after which a queued run's job goes to `runs:dead` and the "
-        "run gets `errored`.",
+        description="Deliveries that reached a run's start (the worker appended or "
+        "recognised its `started`) after which the job goes to `runs:dead` and the run gets "
+        "`errored`; redeliveries after an outage before the start do not count.",
     )
     recovery_check_interval_seconds: Positive = Field(
         60.0, description="Seconds between searches for stuck runs."
     )
     stuck_run_timeout_minutes: Positive = Field(
         10.0,
-        description="Minutes a run may stay `running` without a live worker before "
-        "recovery appends `timed-out` (fractions allowed, e.g. 0.05).",
+        description="Outer bound: minutes a run may stay `running` with no worker holding "
+        "its job before recovery appends `timed-out` (fractions allowed, e.g. 0.05). A "
+        "worker that dies is named sooner, once its lease lapses (`CLAIM_IDLE_SECONDS`). "
+        "Must be above `RUN_TIMEOUT_SECONDS` plus `RUN_FINISH_GRACE_SECONDS`.",
     )
     step_timeout_seconds: Positive = Field(
         30.0, description="Seconds one step may take; the executor fails the step past it."
@@ -62,6 +66,11 @@ class WorkerSettings(DatabaseSettings, RedisSettings, ExecutorSettings):
         description="Seconds a whole run may take; past it the run fails naming the step "
         "and the limit. Shutdown waits this long (plus a short grace) for runs in flight.",
     )
+    run_finish_grace_seconds: Positive = Field(
+        30.0,
+        description="Seconds a run's last writes (terminal event, acknowledgement, with "
+        "retries) may take after `RUN_TIMEOUT_SECONDS`; shutdown drains that much longer.",
+    )
     worker_block_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         2.0,
         description="Seconds one `XREADGROUP` blocks; also bounds how long shutdown waits "
@@ -70,6 +79,19 @@ class WorkerSettings(DatabaseSettings, RedisSettings, ExecutorSettings):
     worker_heartbeat_seconds: Positive = Field(
         60.0, description="Seconds between the worker's health / idle log lines."
     )
+
+    @model_validator(mode="after")
+    def _stuck_outlasts_a_run(self) -> WorkerSettings:
+        # Recovery must never time out a run its live worker is still allowed to finish.
+        bound = self.run_timeout_seconds + self.run_finish_grace_seconds
+        if self.stuck_run_timeout_seconds <= bound:
+            raise ValueError(
+                f"STUCK_RUN_TIMEOUT_MINUTES={self.stuck_run_timeout_minutes:g} "
+                f"({self.stuck_run_timeout_seconds:g}s) must be above RUN_TIMEOUT_SECONDS="
+                f"{self.run_timeout_seconds:g} plus RUN_FINISH_GRACE_SECONDS="
+                f"{self.run_finish_grace_seconds:g} ({bound:g}s)"
+            )
+        return self
 
     @property
     def stuck_run_timeout_seconds(self) -> float:

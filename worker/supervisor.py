@@ -30,8 +30,7 @@ command) is logged and the loop that met it backs off (``ledger.aio.Backoff``) a
 again.
 
 While the database is unreachable for longer than the retries of one job, no new job is
-read: reading on would only make every queued job pending, and each reclaim counts a
-delivery towards ``MAX_DELIVERIES``.
+read: reading on would only make every queued job pending, to be reclaimed later.
 """
 
 from __future__ import annotations
@@ -56,9 +55,6 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-# Time for a run's last writes (terminal event, acknowledgement, with retries) after its
-# executor hit RUN_TIMEOUT_SECONDS, before the drain gives up on it.
-DRAIN_GRACE_SECONDS = 30.0
 # What a background loop logs and outlives: a transient database error, or any answer of
 # Redis — down, out of memory, read-only, or refusing a command (the loop tries again on its
 # next turn). Anything else is a bug, and stops the worker loudly.
@@ -91,12 +87,14 @@ class Supervisor:
                 consumer=settings.redis_consumer_name,
                 max_deliveries=settings.max_deliveries,
                 run_timeout_seconds=settings.run_timeout_seconds,
+                claim_idle_seconds=settings.claim_idle_seconds,
             ),
             backoff=self._backoff,
         )
         self.recovery = StuckRunRecovery(
             queries, store, queue, timeout_seconds=settings.stuck_run_timeout_seconds,
             interval_seconds=settings.recovery_check_interval_seconds,
+            claim_idle_seconds=settings.claim_idle_seconds,
         )
         self.outcomes: collections.Counter[str] = collections.Counter()
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -143,7 +141,8 @@ class Supervisor:
     # -- consuming ------------------------------------------------------------------------
 
     async def _consume(self, stop: asyncio.Event) -> None:
-        drain_seconds = self._settings.run_timeout_seconds + DRAIN_GRACE_SECONDS
+        drain_seconds = (
+            self._settings.run_timeout_seconds + self._settings.run_finish_grace_seconds)
         try:
             async with asyncio.timeout(None) as deadline, asyncio.TaskGroup() as runs:
                 await self._read_until(stop, runs)
@@ -224,8 +223,8 @@ class Supervisor:
                 outcome = "crashed"
             self.outcomes[outcome] += 1
             if outcome == "pending":
-                # Reading on would only turn every queued job into a pending one, and each
-                # reclaim counts a delivery: pause until the database answers again.
+                # Reading on would only turn every queued job into a pending one: pause
+                # until the database answers again.
                 self._degraded = True
         finally:
             del self._inflight[job.entry_id]

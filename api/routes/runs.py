@@ -1,4 +1,4 @@
-"""``/runs``: queue, list, read, history, cancel, artifacts."""
+"""``/runs``: queue, list, read, history, cancel (artifacts: ``api.routes.artifacts``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 
 from api.commands import IdempotencyKey
 from api.deps import Principal, ServicesDep
@@ -35,7 +34,6 @@ IdempotencyKeyHeader = Annotated[
                     "(for 24 hours); the same key with a different body is refused (422)",
     ),
 ]
-ArtifactId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 def artifact_linker(request: Request, run_id: UUID) -> Callable[[str], str]:
@@ -107,31 +105,3 @@ async def cancel_run(run_id: UUID, services: ServicesDep,
     reason = (body or CancelRun()).reason
     run = await services.commands.cancel(run_id, reason=reason)
     return {"run_id": run.id, "status": "cancelled", "version": run.version}
-
-
-@router.get(
-    "/runs/{run_id}/artifacts/{artifact_id}", response_class=Response,
-    responses={
-        200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "The artifact's bytes, with the content type it was stored "
-                             "with (image/png for screenshots, application/zip for traces)"},
-        206: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "The byte range a `Range` header asked for (`Content-Range`)"},
-        416: {"description": "The `Range` lies beyond the end (`Content-Range: bytes */size`)"},
-        **responses(401, 404, 422),
-    },
-)
-async def get_artifact(run_id: UUID, artifact_id: ArtifactId, services: ServicesDep) -> Response:
-    """A screenshot or trace of the run, streamed from disk; `Range` requests get 206 (416
-    beyond the end). Artifacts are content-addressed: immutable."""
-    ref, stored = await services.reads.artifact(run_id, artifact_id)
-    return FileResponse(
-        stored.path, stat_result=stored.stat,
-        media_type=ref.get("content_type") or "application/octet-stream",
-        headers={
-            "ETag": f'"{artifact_id}"',
-            "Cache-Control": "private, max-age=31536000, immutable",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "sandbox",
-        },
-    )

@@ -125,7 +125,7 @@ async def _until_shutdown(
         metrics.streams.dec()
 
 
-def _response(
+def sse_response(
     services: ServicesDep, events: AsyncGenerator[dict[str, Any], None], encode: Encode
 ) -> EventSourceResponse:
     shutdown = anyio.Event()
@@ -144,7 +144,7 @@ async def stream_run(run_id: UUID, services: ServicesDep, after: After = None,
     """Live tail: the history after `after` / `Last-Event-ID`, then live events, until the
     terminal event. Keep-alive comments every 15 s."""
     events = await services.tail.open(run_id, resume_position(after, last_event_id))
-    return _response(services, events, native)
+    return sse_response(services, events, native)
 
 
 @router.get("/results/{run_id}/stream", tags=["compatibility"],
@@ -154,4 +154,4 @@ async def stream_result(run_id: UUID, request: Request, services: ServicesDep,
                         ) -> EventSourceResponse:
     """The old stream: `log`, `screenshot`, `complete`, `error` events; `id` is the version."""
     events = await services.tail.open(run_id, resume_position(after, last_event_id))
-    return _response(services, events, legacy(artifact_linker(request, run_id)))
+    return sse_response(services, events, legacy(artifact_linker(request, run_id)))

@@ -11,7 +11,7 @@ from api.deps import ServicesDep
 from api.errors import PreconditionFailed
 from api.navigation import ensure_navigable
 from api.problems import responses
-from api.schemas import TestOut, TestPage
+from api.schemas import TestOut, TestPage, TestStats
 from ledger.definition import TestSpec
 
 # Full paths, no prefix: a route's path is then its whole template (metrics label it).
@@ -57,8 +57,23 @@ async def list_tests(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
+    """Tests, oldest first, each with its statistics (`stats`)."""
     items, next_cursor = await services.tests.page(limit=limit, cursor=cursor)
-    return {"items": items, "next_cursor": next_cursor}
+    stats = await services.stats.of_tests([str(item["id"]) for item in items])
+    return {"items": [{**item, "stats": stats[str(item["id"])]} for item in items],
+            "next_cursor": next_cursor}
+
+
+@router.get("/tests/{test_id}/stats", response_model=TestStats,
+            responses=responses(401, 404, 422))
+async def get_test_stats(test_id: UUID, services: ServicesDep) -> dict[str, Any]:
+    """The test's last 30 results, pass rate and flakiness (flip rate between consecutive
+    results; `flaky` after two flips), from the `test_stats` read model. A deleted test
+    keeps its statistics."""
+    stats = (await services.stats.of_tests([str(test_id)]))[str(test_id)]
+    if stats["runs"] == 0:
+        await services.tests.get(test_id)  # 404 for a test that never existed
+    return stats
 
 
 @router.get("/tests/{test_id}", response_model=TestOut, responses=responses(401, 404, 422))

@@ -7,8 +7,10 @@ the same database in the same process, alternating, medians over rounds:
 * runledger — ``PgEventStore.append`` with domain events (encoding included);
 * floor — raw asyncpg calling the same ``runledger_append`` with pre-encoded rows;
 * client-side protocol — raw asyncpg issuing the protocol as separate statements
-  (BEGIN, SET LOCAL lock_timeout, LOCK TABLE, INSERT … RETURNING, NOTIFY, COMMIT);
-* no lock — raw asyncpg, same rows, without the table lock: what ordering costs;
+  (BEGIN, SET LOCAL lock_timeout, advisory lock, INSERT … RETURNING, NOTIFY, COMMIT);
+* no lock — raw asyncpg, same rows, without the appenders' lock: what ordering costs;
+* table lock — raw asyncpg, same rows, serialised by the table's EXCLUSIVE lock as before
+  ``ledger/0002`` (which conflicts with VACUUM): what the advisory lock costs or saves;
 * eventsourcing — the library's own PostgreSQL recorder (psycopg) saving the same events.
 """
 
@@ -41,6 +43,19 @@ BEGIN
         SELECT * FROM unnest(p_ids, p_versions, p_topics, p_states) RETURNING notification_id;
 END; $$;
 """
+TABLE_LOCK_FUNCTION = """
+CREATE OR REPLACE FUNCTION bench_append_tablelock(
+    p_ids uuid[], p_versions bigint[], p_topics text[], p_states bytea[], p_lock_timeout text
+) RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    LOCK TABLE stored_events IN EXCLUSIVE MODE;
+    NOTIFY runledger_events;
+    RETURN QUERY INSERT INTO stored_events (originator_id, originator_version, topic, state)
+        SELECT * FROM unnest(p_ids, p_versions, p_topics, p_states) RETURNING notification_id;
+END; $$;
+"""
+TABLE_LOCKED = "raw asyncpg with the table lock (before ledger/0002)"
 INSERT = (
     "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
     "SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[]) "
@@ -125,6 +140,7 @@ async def measure(url: str, runs: int, rounds: int) -> list[Figure]:
     datastore, recorder, peer_mapper = await asyncio.to_thread(library_recorder, url)
     store = PgEventStore(pool)
     await pool.execute(NO_LOCK_FUNCTION)
+    await pool.execute(TABLE_LOCK_FUNCTION)
     figures: list[Figure] = []
     try:
         for label, per_txn in (("1-event transactions", 1), ("20-event transactions", 20)):
@@ -154,10 +170,14 @@ async def measure_workload(
         return await pool.fetch("SELECT bench_append_nolock($1, $2, $3, $4, $5)",
                                 *encoded[id(batch)], lock)
 
+    async def table_lock(batch: Batch) -> Any:
+        return await pool.fetch("SELECT bench_append_tablelock($1, $2, $3, $4, $5)",
+                                *encoded[id(batch)], lock)
+
     async def client_protocol(batch: Batch) -> Any:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = '{lock}'")
-            await conn.execute("LOCK TABLE stored_events IN EXCLUSIVE MODE")
+            await conn.execute("SELECT pg_advisory_xact_lock(7312002)")
             rows = await conn.fetch(INSERT, *encoded[id(batch)])
             await conn.execute("NOTIFY runledger_events")
             return rows
@@ -169,7 +189,8 @@ async def measure_workload(
     contenders: dict[str, Callable[[Batch], Awaitable[Any]]] = {
         "runledger": ours, "raw asyncpg (floor)": floor,
         "raw asyncpg, client-side protocol": client_protocol,
-        "raw asyncpg without the lock": no_lock, "eventsourcing recorder": peer,
+        "raw asyncpg without the lock": no_lock, TABLE_LOCKED: table_lock,
+        "eventsourcing recorder": peer,
     }
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     lat: dict[str, list[float]] = {name: [] for name in contenders}
@@ -209,7 +230,10 @@ def _figures(label: str, rates: dict[str, list[float]], lat: dict[str, list[floa
     lock_cost = Figure(f"append {label}: lock cost (floor with lock)",
                        median(rates["raw asyncpg (floor)"]), "events/s",
                        unlocked, median(rates[unlocked]))
-    return [*figures, lock_cost]
+    advisory = Figure(f"append {label}: advisory lock vs table lock (floor)",
+                      median(rates["raw asyncpg (floor)"]), "events/s",
+                      TABLE_LOCKED, median(rates[TABLE_LOCKED]))
+    return [*figures, lock_cost, advisory]
 
 
 async def main(runs: int, rounds: int, json_out: Path | None) -> None:

@@ -22,7 +22,7 @@ from tests.projections.conftest import append_raw, new_run, projector_settings, 
 
 pytestmark = pytest.mark.integration
 
-FOLLOWERS = ("locator_memory", "relay", "run_steps", "runs")
+FOLLOWERS = ("locator_memory", "relay", "run_steps", "runs", "test_stats")
 
 
 async def cli(*args: str, database_url: str, redis_url: str, cwd: object) -> tuple[int, str]:
@@ -67,7 +67,7 @@ async def test_list_retry_and_rebuild_with_parked_events(
         stop.set()
         await asyncio.wait_for(task, 15)
     assert await parked_counts(pool) == {"locator_memory": 1, "relay": 2, "run_steps": 1,
-                                         "runs": 1}
+                                         "runs": 1, "test_stats": 1}
 
     code, output = await cli("followers", database_url=database_url, redis_url=redis_url,
                              cwd=tmp_path)
@@ -88,5 +88,5 @@ async def test_list_retry_and_rebuild_with_parked_events(
     code, output = await cli("rebuild", "all", database_url=database_url, redis_url=redis_url,
                              cwd=tmp_path)
     assert code == 0, output
-    assert "; 3 parked event(s)" in output
+    assert "; 4 parked event(s)" in output
     assert await parked_counts(pool) == dict.fromkeys(FOLLOWERS, 1)

@@ -186,6 +186,26 @@ async def test_readers_never_skip_late_commits(pool: asyncpg.Pool) -> None:
     assert all(v == list(range(1, len(v) + 1)) for v in by_run.values())
 
 
+async def test_maintenance_locks_do_not_delay_appends(pool: asyncpg.Pool) -> None:
+    """VACUUM, ANALYZE and autovacuum hold SHARE UPDATE EXCLUSIVE on the log: an append goes
+    through while another session holds it (a table lock taken by appenders would wait, and
+    with a 100 ms lock_timeout fail). And an open append does not hold maintenance up."""
+    store = PgEventStore(pool, lock_timeout_seconds=0.1)
+    async with pool.acquire() as maintenance, maintenance.transaction():
+        await maintenance.execute("LOCK TABLE stored_events IN SHARE UPDATE EXCLUSIVE MODE")
+        ids = await store.save(new_run())
+    assert ids == [await store.head_id()]
+    async with pool.acquire() as appender, appender.transaction():
+        await store.append(new_run().collect_events(), connection=appender)
+        async with pool.acquire() as maintenance:
+            await maintenance.execute("SET lock_timeout = '100ms'")
+            await maintenance.execute("VACUUM (ANALYZE) stored_events")
+            analysed = await maintenance.fetchval(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'stored_events'")
+    assert analysed >= 1
+    assert len(await store.read_after(0)) == 2
+
+
 async def test_listener_wakes_on_commit_and_honours_stop(
     pool: asyncpg.Pool, database_url: str
 ) -> None:

@@ -1,5 +1,6 @@
-"""A TCP proxy a test can cut: every connection through it is reset and new ones are
-refused until it is restored — a dropped PostgreSQL connection, for real."""
+"""A TCP proxy in front of PostgreSQL that a test can cut — every connection through it is
+reset and new ones are refused until it is restored: a dropped connection, for real — or
+arm to lose one reply after the server committed (``lose_reply``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ class CuttableProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
+        self._marker: bytes | None = None
+        self._fail_next = False
+        self.reply_lost = asyncio.Event()
+        self.read_failed = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -46,6 +51,18 @@ class CuttableProxy:
                 transport.abort()
         self._writers.clear()
 
+    def lose_reply(self, marker: bytes) -> None:
+        """Arm a fault: the next request containing ``marker`` (e.g. an event's topic in an
+        append's parameters) reaches the server, which executes and commits it; its reply
+        is dropped and the connection reset once the server says it is done (ReadyForQuery,
+        so the commit happened). Then the next request any client sends — the writer's
+        read to find out what happened, or the set-up query of the connection it opens for
+        it — is reset the same way. ``reply_lost`` and
+        ``read_failed`` are set as each happens."""
+        self._marker = marker
+        self.reply_lost.clear()
+        self.read_failed.clear()
+
     async def restore(self) -> None:
         await self.start()
 
@@ -63,8 +80,9 @@ class CuttableProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        pipes = [asyncio.create_task(_pipe(reader, up_writer)),
-                 asyncio.create_task(_pipe(up_reader, writer))]
+        link = _Link(writer, up_writer)
+        pipes = [asyncio.create_task(self._upstream(reader, link)),
+                 asyncio.create_task(self._downstream(up_reader, link))]
         self._tasks.update(pipes)
         try:
             await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
@@ -77,8 +95,51 @@ class CuttableProxy:
                 w.transport.abort()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, OSError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
+    async def _upstream(self, reader: asyncio.StreamReader, link: _Link) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                # A request (Parse, Bind or a simple Query), not a connection's start-up.
+                if self._fail_next and data[:1] in (b"P", b"B", b"Q"):
+                    self._fail_next = False
+                    link.reset()
+                    self.read_failed.set()
+                    return
+                if self._marker is not None and self._marker in link.sent[-256:] + data:
+                    self._marker = None
+                    link.dropping = True
+                link.sent = link.sent[-256:] + data
+                link.server.write(data)
+                await link.server.drain()
+
+    async def _downstream(self, reader: asyncio.StreamReader, link: _Link) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                if link.dropping:
+                    link.held += data
+                    if READY_FOR_QUERY in link.held:
+                        self._fail_next = True
+                        link.reset()
+                        self.reply_lost.set()
+                        return
+                    continue
+                link.client.write(data)
+                await link.client.drain()
+
+
+#: PostgreSQL's ReadyForQuery message (type Z, length 5): the request, commit included, is done
+READY_FOR_QUERY = b"Z\x00\x00\x00\x05"
+
+
+class _Link:
+    """One proxied connection: the client's and the server's ends, and the fault state."""
+
+    def __init__(self, client: asyncio.StreamWriter, server: asyncio.StreamWriter) -> None:
+        self.client = client
+        self.server = server
+        self.sent = b""  # the tail of what the client sent, for markers split across reads
+        self.dropping = False
+        self.held = b""
+
+    def reset(self) -> None:
+        for end in (self.client, self.server):
+            end.transport.abort()

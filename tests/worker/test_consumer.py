@@ -27,7 +27,7 @@ from tests.worker.conftest import (
 )
 from tests.worker.scripted import ScriptedExecutor
 from worker.consumer import ConsumerConfig, RunConsumer
-from worker.queue import RedisRunQueue
+from worker.queue import STARTS_PREFIX, RedisRunQueue
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis_servers]
 
@@ -191,29 +191,66 @@ async def test_malformed_and_unknown_jobs_are_dead_lettered(
     assert executor.executions == []
 
 
-async def test_a_job_past_max_deliveries_is_dead_lettered_and_its_run_errored(
+async def test_redeliveries_before_the_start_do_not_count_toward_max_deliveries(
     store: PgEventStore, pool: asyncpg.Pool, redis: aioredis.Redis, queue: RedisRunQueue,
     executor: ScriptedExecutor,
 ) -> None:
+    """Outages: three consumers got the job and died (or lost the database) before the
+    run's start. The fourth delivery starts and runs it: a healthy run is not poison."""
     run_id = await queue_run(store, "pass")
     entry = await enqueue(redis, run_id)
-    # Three consumers got it and died before starting the run (e.g. crashed on it).
     await redis.xreadgroup(WORKER_GROUP, "dead-1", {QUEUE: ">"}, count=1)
     await redis.xclaim(QUEUE, WORKER_GROUP, "dead-3", 0, [entry], retrycount=3, idle=1000)
-
-    async def reclaim():  # type: ignore[no-untyped-def]
-        return await queue.reclaim(1)
-
-    [job] = await reclaim()
+    [job] = await queue.reclaim(1)
     assert (job.entry_id, job.deliveries) == (entry, 4)
+    assert await consumer_for(store, pool, queue, executor).handle(job) == "passed"
+    assert await event_types(store, run_id) == ["queued", "started", "step", "completed"]
+    assert await redis.xlen(DEAD) == 0 and await pending_entries(redis) == 0
+    assert await redis.get(f"{STARTS_PREFIX}{entry}") == "1"
+
+
+async def test_a_job_started_past_max_deliveries_is_dead_lettered_and_its_run_errored(
+    store: PgEventStore, pool: asyncpg.Pool, redis: aioredis.Redis, queue: RedisRunQueue,
+    executor: ScriptedExecutor,
+) -> None:
+    """A run that keeps killing its worker before anything is recorded: the worker (same
+    name, e.g. restarted in place) recognises its own ``started`` each time and carries on;
+    each of those deliveries reached the start, and past MAX_DELIVERIES=3 the run ends."""
+    run_id = await queue_run(store, "pass")
+    run = await store.load_run(run_id)
+    run.start(worker="w1", browser={}, attempt=1)
+    await store.save(run)
+    entry = await enqueue(redis, run_id)
+    await redis.xreadgroup(WORKER_GROUP, "w1", {QUEUE: ">"}, count=1)
+    await redis.xclaim(QUEUE, WORKER_GROUP, "w1", 0, [entry], retrycount=3, idle=1000)
+    await redis.set(f"{STARTS_PREFIX}{entry}", 3)  # three earlier deliveries got this far
+    [job] = await queue.reclaim(1)
     assert await consumer_for(store, pool, queue, executor).handle(job) == "dead"
     events = await store.read_run(run_id)
-    assert [e.type for e in events] == ["queued", "errored"]
+    assert [e.type for e in events] == ["queued", "started", "errored"]
     assert events[-1].data["kind"] == "poison"
+    assert "started 4 times" in events[-1].data["message"]
     assert "MAX_DELIVERIES=3" in events[-1].data["message"]
     [(_, letter)] = await redis.xrange(DEAD)
-    assert (letter["run_id"], letter["deliveries"]) == (str(run_id), "4")
+    assert letter["run_id"] == str(run_id)
     assert await pending_entries(redis) == 0 and executor.executions == []
+
+
+async def test_a_recognised_own_start_is_carried_on(
+    store: PgEventStore, pool: asyncpg.Pool, redis: aioredis.Redis, queue: RedisRunQueue,
+    executor: ScriptedExecutor,
+) -> None:
+    """The job came back to the worker whose ``started`` is stored (it gave up after
+    persistent errors, its outcome unknown): same worker and attempt, nothing recorded
+    after it, so it runs the steps instead of skipping a run nobody else will run."""
+    run_id = await queue_run(store, "pass")
+    run = await store.load_run(run_id)
+    run.start(worker="w1", browser={}, attempt=1)
+    await store.save(run)
+    job = await deliver(redis, queue, run_id)
+    assert await consumer_for(store, pool, queue, executor).handle(job) == "passed"
+    assert await event_types(store, run_id) == ["queued", "started", "step", "completed"]
+    assert await pending_entries(redis) == 0
 
 
 async def test_two_workers_holding_one_job_start_the_run_once(

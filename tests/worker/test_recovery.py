@@ -46,7 +46,7 @@ async def recovery(
     await queue.ensure_group()
     # Timeout 0: every running run qualifies at once, so only the safeguards decide.
     return StuckRunRecovery(RunQueries(pool), store, queue, timeout_seconds=0,
-                            interval_seconds=1)
+                            interval_seconds=1, claim_idle_seconds=1)
 
 
 @pytest.mark.usefixtures("projector")
@@ -87,6 +87,11 @@ async def test_a_run_whose_job_a_live_worker_keeps_fresh_is_left_alone(
 
     assert await wait_until(timed_out_once_abandoned, within=5, what="recovery") == [run_id]
     assert job.deliveries == 1
+    # Its lease lapsed: the run names the lost worker, not a slow test.
+    timed_out = (await store.read_run(run_id))[-1].data
+    assert timed_out["detected_by"] == "lease"
+    assert timed_out["message"].startswith("worker ghost was lost: its lease on the run lapsed")
+    assert "CLAIM_IDLE_SECONDS=1)" in timed_out["message"]
 
 
 async def test_a_run_that_moved_on_since_the_read_model_saw_it_is_left_alone(
@@ -116,11 +121,12 @@ async def test_a_run_that_moved_on_since_the_read_model_saw_it_is_left_alone(
 async def test_recovery_racing_live_workers_never_times_out_a_progressing_run(
     database_url: str, redis_url: str, pool: asyncpg.Pool, store: PgEventStore,
 ) -> None:
-    """Two workers recover every 50 ms with a 0.3 s stuck timeout while one of them runs a
-    run of short steps and one 1.5 s step (no event for five timeouts): its worker being
-    alive keeps recovery off it; the run passes."""
-    fast = {"stuck_run_timeout_minutes": 0.005, "recovery_check_interval_seconds": 0.05,
-            "claim_idle_seconds": 0.6}
+    """Two workers recover every 50 ms with a 0.6 s lease while one of them runs a run of
+    short steps and one 1.5 s step (no event for more than two lease periods): its worker
+    renewing the lease keeps recovery off it; the run passes."""
+    fast = {"recovery_check_interval_seconds": 0.05, "claim_idle_seconds": 0.6,
+            "run_timeout_seconds": 10, "run_finish_grace_seconds": 1,
+            "stuck_run_timeout_minutes": 0.2}
     cues = ["work 0.1"] * 6 + ["work 1.5", "pass"]
     async with (running_worker(database_url, redis_url, **fast),
                 running_worker(database_url, redis_url, **fast)):

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from ledger.domain import StepResult
 from ledger.store import PgEventStore
-from ledger.streams import QUEUE, WORKER_GROUP, stream_key
+from ledger.streams import DEAD, QUEUE, WORKER_GROUP, stream_key
 from tests.worker.conftest import (
     event_types,
     pending_entries,
@@ -30,6 +30,7 @@ from tests.worker.conftest import (
 from tests.worker.proxy import CuttableProxy
 from tests.worker.scripted import ScriptedExecutor
 from worker.errors import BrowserUnavailable, StartupError
+from worker.queue import STARTS_PREFIX
 from worker.service import run_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("projector")]
@@ -147,18 +148,19 @@ async def test_a_run_left_running_by_a_dead_worker_is_timed_out_once(
     run.record_step(StepResult(index=0, action="click", instruction="pass", status="passed"))
     await store.save(run)
     async with running_worker(
-        database_url, redis_url, claim_idle_seconds=0.5, stuck_run_timeout_minutes=0.02,
-        recovery_check_interval_seconds=0.1,
+        database_url, redis_url, claim_idle_seconds=0.5, recovery_check_interval_seconds=0.1,
     ):
         row = await wait_row(pool, run_id, "failed")
-        # Its job was reclaimed, found running and acknowledged: recovery's business now.
+        # The ghost's lease lapsed: its job was reclaimed, the run ended naming the lost
+        # worker (well before STUCK_RUN_TIMEOUT_MINUTES), and the job acknowledged.
         await wait_until(lambda: _zero(pending_entries(redis)), what="the job to be acked")
-    assert (row["error"], row["completed_at"] is not None) == ("Execution timeout", True)
+    assert row["error"].startswith("worker ghost was lost")
+    assert row["completed_at"] is not None
     types = await event_types(store, run_id)
     assert types == ["queued", "started", "step", "timed-out"]
     entries = await redis.xrange(stream_key(run_id))
     assert [f["type"] for _, f in entries][-1] == "timed-out"
-    assert f"Recovered stuck run run_id={run_id}" in caplog.text
+    assert f"Worker lost: ended its run run_id={run_id}" in caplog.text
 
 
 async def test_a_dropped_database_connection_mid_run_is_retried(
@@ -190,16 +192,18 @@ async def test_a_database_outage_that_persists_leaves_the_job_pending_then_recov
     redis: aioredis.Redis, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Neither the step nor the ``errored`` fallback can be written: the job is not
-    acknowledged. Once the database is back, the job is reclaimed, the run found running
-    without a live worker, and recovery times it out: nothing was silently dropped."""
+    acknowledged. Once the database is back, the worker reclaims the job, recognises its own
+    ``started`` (nothing recorded after it) and runs the steps again: nothing was silently
+    dropped, and the run was not failed for an outage."""
     caplog.set_level(logging.INFO, logger="worker")
     proxy = CuttableProxy(database_url)
     await proxy.start()
     gate = gate_name()
     try:
         async with running_worker(
-            proxy.url, redis_url, claim_idle_seconds=0.5, stuck_run_timeout_minutes=0.02,
-            recovery_check_interval_seconds=0.1,
+            proxy.url, redis_url, claim_idle_seconds=0.5, recovery_check_interval_seconds=0.1,
+            # Both deliveries reached the start (the second by recognising its own).
+            max_deliveries=2,
         ):
             run_id = await queue_run(store, f"gate {gate}", "pass")
             await reached(redis, gate)
@@ -212,13 +216,47 @@ async def test_a_database_outage_that_persists_leaves_the_job_pending_then_recov
             later = await queue_run(store, "pass")
             await wait_row(pool, later, "queued")
             await proxy.restore()
-            row = await wait_row(pool, run_id, "failed")
+            await reached(redis, gate)  # carried on from the start
+            await release(redis, gate)
+            await wait_row(pool, run_id, "passed")
             await wait_row(pool, later, "passed")
             await wait_until(lambda: _zero(pending_entries(redis)), what="the job to be acked")
     finally:
         await proxy.close()
-    assert row["error"] == "Execution timeout"
-    assert await event_types(store, run_id) == ["queued", "started", "timed-out"]
+    assert f"Recognised our own start of run run_id={run_id}" in caplog.text
+    assert await redis.xlen(DEAD) == 0
+    assert await event_types(store, run_id) == [
+        "queued", "started", "step", "step", "completed"]
+
+
+async def test_redeliveries_from_an_outage_before_the_start_do_not_dead_letter_the_run(
+    database_url: str, redis_url: str, store: PgEventStore, pool: asyncpg.Pool,
+    redis: aioredis.Redis, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker reads the job while the database is down, cannot load the run and leaves
+    the job pending; once the database is back it reclaims it (a second delivery). Neither
+    delivery reached the run's start before, so even MAX_DELIVERIES=1 runs it."""
+    caplog.set_level(logging.INFO, logger="worker")
+    proxy = CuttableProxy(database_url)
+    await proxy.start()
+    try:
+        async with running_worker(
+            proxy.url, redis_url, claim_idle_seconds=0.5, recovery_check_interval_seconds=0.1,
+            max_deliveries=1,
+        ):
+            await wait_until(_logged(caplog, "Stuck-run recovery every"), what="the worker")
+            await proxy.cut()
+            run_id = await queue_run(store, "pass")
+            await wait_until(_logged(caplog, "Job left pending"), within=30, what="give-up")
+            await proxy.restore()
+            await wait_row(pool, run_id, "passed")
+            await wait_until(lambda: _zero(pending_entries(redis)), what="the job to be acked")
+    finally:
+        await proxy.close()
+    assert "Reclaimed 1 job(s)" in caplog.text
+    assert await event_types(store, run_id) == ["queued", "started", "step", "completed"]
+    assert await redis.xlen(DEAD) == 0
+    assert [await redis.get(key) async for key in redis.scan_iter(f"{STARTS_PREFIX}*")] == ["1"]
 
 
 async def test_the_worker_survives_redis_losing_its_data(

@@ -157,8 +157,15 @@ class RunSession:
         )
         ctx.prepare = lambda element, value: self._prepare(ctx, element, value)
         if self._tracing:
-            await self.context.tracing.group(f"{index}: {step.action.value} — "
-                                              f"{step.instruction[:80]}")
+            try:
+                await self.context.tracing.group(f"{index}: {step.action.value} — "
+                                                  f"{step.instruction[:80]}")
+            except PlaywrightError as exc:
+                # The browser can die between steps before its disconnect is delivered:
+                # the trace call is then the first to meet it.
+                if browser_gone(exc) or self._gone():
+                    raise self._infrastructure(index) from exc
+                raise
         try:
             error = await self._attempt(index, ctx, budget, run_deadline)
         finally:
