@@ -6,7 +6,8 @@ follower has caught up with the log, and the workers' group has nothing pending 
 
 1. every run created reaches a terminal state, with exactly one terminal event;
 2. the log holds no run the test did not create (nothing invented);
-3. the read models equal a rebuild from the log (``projections.rebuild``);
+3. the read models equal a rebuild from the log (``projections.rebuild``), but for the
+   columns of ``NOT_FROM_THE_LOG`` (a known defect);
 4. each run's Redis stream, where it still exists, holds versions 1..n of the log, n its
    last version;
 5. every SSE client saw each event of its run once, in order, up to the terminal event;
@@ -95,10 +96,20 @@ async def settle(pool: asyncpg.Pool, redis: aioredis.Redis, run_ids: Sequence[UU
     await wait_until(quiet, within=within, what="followers caught up and the queue drained")
 
 
-async def _snapshot(pool: asyncpg.Pool) -> dict[str, list[str]]:
+#: Columns a rebuild cannot reproduce, left out of the comparison. Known defect, tracked by a
+#: strict xfail in test_rebuild_equality.py: ``test_stats.updated_at`` takes the latest event
+#: time of the *batch* that changed the row, so it depends on how the log was batched.
+NOT_FROM_THE_LOG: dict[str, tuple[str, ...]] = {"test_stats": ("updated_at",)}
+
+
+async def snapshot(pool: asyncpg.Pool, *, exclude: dict[str, tuple[str, ...]] | None = None
+                   ) -> dict[str, list[str]]:
+    """Every read model's rows as sorted JSON texts, without the ``exclude``d columns."""
+    skip = NOT_FROM_THE_LOG if exclude is None else exclude
     tables = sorted({t for model in READ_MODELS.values() for t in model.tables})
     return {table: [row["r"] for row in await pool.fetch(
-        f"SELECT row_to_json(t)::text AS r FROM {table} t ORDER BY r")] for table in tables}
+        f"SELECT (to_jsonb(t) - $1::text[])::text AS r FROM {table} t ORDER BY r",
+        list(skip.get(table, ())))] for table in tables}
 
 
 async def check(pool: asyncpg.Pool, database_url: str, redis: aioredis.Redis,
@@ -114,13 +125,16 @@ async def check(pool: asyncpg.Pool, database_url: str, redis: aioredis.Redis,
     bad += [f"run {r}: not in the log" for r in run_ids if r not in versions]
     bad += [f"run {r}: in the log, never created" for r in set(versions) - set(run_ids)]
 
-    before = await _snapshot(pool)
+    before = await snapshot(pool)
     await rebuild(database_url, list(READ_MODELS.values()))
-    after = await _snapshot(pool)
+    after = await snapshot(pool)
     for table, rows_before in before.items():
         if rows_before != after[table]:
+            live, rebuilt = set(rows_before), set(after[table])
             bad.append(f"read model {table} differs from a rebuild "
-                       f"({len(rows_before)} rows live, {len(after[table])} rebuilt)")
+                       f"({len(rows_before)} rows live, {len(after[table])} rebuilt; "
+                       f"live only: {sorted(live - rebuilt)[:2]}, "
+                       f"rebuilt only: {sorted(rebuilt - live)[:2]})")
 
     await _check_streams(redis, versions, bad)
     for client in clients:
