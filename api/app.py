@@ -8,6 +8,7 @@ Auth is a dependency of every router but ``/health``; errors map to problem+json
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -37,13 +38,15 @@ def create_app(settings: ApiSettings, *, on_fatal: OnFatal | None = None) -> Fas
     keys = ApiKeys(settings.api_keys, FailedKeyThrottle(
         settings.api_key_failure_limit, settings.api_key_failure_window_seconds))
     metrics = Metrics()
+    # Set by the server when it begins to shut down (``api.server``): open streams end.
+    closing = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if not keys.enabled:
             log.warning("API_KEYS is not set: every route is open to anyone who can reach "
                         "this server")
-        async with open_services(settings, metrics, on_fatal) as services:
+        async with open_services(settings, metrics, on_fatal, closing=closing) as services:
             yield {"services": services}
 
     middleware = [Middleware(RequestContext, metrics=metrics)]
@@ -73,6 +76,7 @@ def create_app(settings: ApiSettings, *, on_fatal: OnFatal | None = None) -> Fas
     )
     app.state.api_keys = keys
     app.state.metrics = metrics
+    app.state.closing = closing
     problems.install(app)
     authenticated = [Depends(authenticate)]
     app.include_router(tests.router, dependencies=authenticated)

@@ -61,6 +61,7 @@ def new_run(test_id: UUID, spec: TestSpec) -> Run:
     return Run.queue(
         test_id=str(test_id), test_name=spec.name, url=spec.url,
         steps=spec.steps_snapshot(), auto_handle_popups=spec.auto_handle_popups,
+        retries=spec.retries,
     )
 
 

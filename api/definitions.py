@@ -21,9 +21,9 @@ from projections.queries import decode_cursor, encode_cursor
 Q = load_queries("api", "definitions.sql")
 
 
-def _columns(spec: TestSpec) -> tuple[str, str, dict[str, Any], bool]:
+def _columns(spec: TestSpec) -> tuple[str, str, dict[str, Any], bool, int]:
     definition = spec.definition.model_dump(mode="json", exclude_none=True)
-    return spec.name, spec.url, definition, spec.auto_handle_popups
+    return spec.name, spec.url, definition, spec.auto_handle_popups, spec.retries
 
 
 class PgTestRepository:
@@ -52,7 +52,7 @@ class PgTestRepository:
         row = await self.get(test_id)
         return TestSpec.model_validate({
             "name": row["name"], "url": row["url"], "definition": row["definition"],
-            "auto_handle_popups": row["auto_handle_popups"],
+            "auto_handle_popups": row["auto_handle_popups"], "retries": row["retries"],
         }, context=STORED)
 
     async def update(

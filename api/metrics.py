@@ -19,6 +19,7 @@ from ledger.streams import QUEUE, WORKER_GROUP
 from projections.follower import follower_lag
 from projections.parking import parked_counts
 from projections.queries import RunQueries
+from projections.webhooks import webhook_counts
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ class Metrics:
             "runledger_follower_lag_events", "Events committed but not yet applied, per follower",
             ["follower"], registry=r,
         )
+        self.webhook_deliveries = Gauge(
+            "runledger_webhook_deliveries",
+            "Webhook deliveries since the database was created, by outcome: delivered, "
+            "failed_attempt (a try that failed), gave_up (no try of the delivery succeeded)",
+            ["outcome"], registry=r,
+        )
         self.follower_parked = Gauge(
             "runledger_follower_parked_events",
             "Events a follower could not apply and parked (runledger followers retry)",
@@ -72,6 +79,7 @@ class Metrics:
             counts = await queries.count_by_status()
             lag = await follower_lag(pool)
             parked = await parked_counts(pool)
+            webhooks = await webhook_counts(pool)
         except StoreError as exc:
             log.warning("metrics: database unavailable: %s", exc)
             self.database_up.set(0)
@@ -83,6 +91,8 @@ class Metrics:
                 self.follower_lag.labels(follower).set(behind)
             for follower, count in parked.items():
                 self.follower_parked.labels(follower).set(count)
+            for outcome, count in webhooks.items():
+                self.webhook_deliveries.labels(outcome).set(count)
         try:
             length, pending = await queue_depth(redis)
         except (RedisError, OSError) as exc:

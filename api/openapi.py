@@ -59,6 +59,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "url": "The absolute http(s) URL the test starts at",
         "definition": "What the test does: its steps",
         "auto_handle_popups": "Dismiss cookie banners and pop-ups that cover the page",
+        "retries": "More attempts a failed run gets, 0 to 3 (not after a cancel or a "
+                   "navigation-policy block); each attempt is its own run",
     },
     "Definition": {"steps": "The steps, run in order; a failing step ends the run"},
     "Step": {

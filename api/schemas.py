@@ -32,6 +32,7 @@ class TestOut(BaseModel):
     definition: Definition = Field(description="What the test does: its steps")
     auto_handle_popups: bool = Field(
         description="Dismiss cookie banners and pop-ups that cover the page")
+    retries: int = Field(0, description="More attempts a failed run gets (0 to 3)")
     version: int = Field(description="Bumped by every update; sent as the `ETag`")
     created_at: datetime = Field(description="When the test was created")
     updated_at: datetime = Field(description="When the test was last changed")

@@ -3,7 +3,10 @@
 The signals are handled as in every runledger process (``ledger.aio.Signals``): the first
 SIGTERM/SIGINT makes uvicorn stop accepting connections, end the open streams and let
 requests finish for up to ``SHUTDOWN_GRACE_SECONDS``, then run the lifespan's shutdown,
-which closes what it opened; a second one stops at once. The access log is the app's own
+which closes what it opened; a second one stops at once. A server composed into another
+process (``runledger dev``) stops the same way when its owner's ``stop`` is set: open
+streams end at once with a complete response (clients reconnect with ``Last-Event-ID``),
+rather than being cut when the grace period runs out. The access log is the app's own
 (``api.access``, with credentials masked), not uvicorn's.
 """
 
@@ -13,7 +16,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
 import threading
 from collections.abc import Iterator
 
@@ -34,23 +36,23 @@ class _Server(uvicorn.Server):
     """uvicorn, leaving the signals to its caller: uvicorn's own handlers would re-raise
     the signal after shutting down (exit status -15) and know no forced stop by SIGTERM."""
 
-    #: True when this server is the whole process (``runledger api``), False when the
-    #: caller composes it with other services and stops it through ``serve(stop=)``
-    is_process = True
+    def __init__(self, config: uvicorn.Config, closing: asyncio.Event) -> None:
+        super().__init__(config)
+        self.closing = closing
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
     def begin_shutdown(self) -> None:
-        """Stop accepting connections and let requests finish; open streams end at once."""
-        if self.is_process:
-            # uvicorn's own handler, which sse-starlette wraps to end the open streams now
-            # rather than after the grace period. Its flag is process-wide and never reset,
-            # so a server that is not the whole process only sets its own.
-            self.handle_exit(signal.SIGTERM, None)
-        else:
-            self.should_exit = True
+        """Stop accepting connections and let requests finish; open streams end at once.
+
+        The app's ``closing`` event ends the streams (``api.routes.stream``): per app, so it
+        works the same whether this server is the whole process or one service of several
+        (sse-starlette's own detection relies on uvicorn's signal handlers, which this
+        server does not install, and on a process-wide flag that is never reset)."""
+        self.closing.set()
+        self.should_exit = True
 
 
 async def serve(settings: ApiSettings, stop: asyncio.Event | None = None) -> int:
@@ -67,14 +69,14 @@ async def serve(settings: ApiSettings, stop: asyncio.Event | None = None) -> int
         if server is not None:
             server.begin_shutdown()  # stop loudly: a supervisor restarts the process
 
+    app = create_app(settings, on_fatal=on_fatal)
     config = uvicorn.Config(
-        create_app(settings, on_fatal=on_fatal), host=settings.host, port=settings.port,
+        app, host=settings.host, port=settings.port,
         lifespan="on", access_log=False, log_config=None, proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
-    server = _Server(config)
-    server.is_process = stop is None
+    server = _Server(config, app.state.closing)
     # Everything imported and built so far lives as long as the process: keep it out of
     # the cyclic collector's full passes, which otherwise scan it all and stall every
     # open stream for milliseconds (it shows in the live tail's p99).

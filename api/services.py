@@ -69,6 +69,8 @@ class Services:
     feed: RunFeed
     stats: TestStatsQueries
     signer: UrlSigner
+    #: set when the server begins to shut down: every open stream ends at once, cleanly
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
     #: set when a background task died: the process is unhealthy
     failure: BaseException | None = field(default=None)
 
@@ -85,7 +87,8 @@ def redis_pool(settings: ApiSettings, max_connections: int) -> BlockingConnectio
 
 @contextlib.asynccontextmanager
 async def open_services(
-    settings: ApiSettings, metrics: Metrics, on_fatal: OnFatal | None = None
+    settings: ApiSettings, metrics: Metrics, on_fatal: OnFatal | None = None, *,
+    closing: asyncio.Event | None = None,
 ) -> AsyncIterator[Services]:
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(
@@ -113,7 +116,7 @@ async def open_services(
             tail=RunTail(store, hub, listener, block_ms=settings.stream_block_ms,
                          redis_retry_seconds=settings.redis_retry_seconds,
                          poll_seconds=settings.listen_poll_seconds),
-            metrics=metrics,
+            metrics=metrics, closing=closing or asyncio.Event(),
             feed=RunFeed(pool, store, listener), stats=TestStatsQueries(pool),
             signer=UrlSigner(signing_secret(settings.url_signing_key, settings.api_keys),
                              ttl_seconds=settings.signed_url_seconds),

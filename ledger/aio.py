@@ -107,8 +107,8 @@ class Signals:
 
     The same signal again within ``REPEAT_SECONDS`` of the one that counted is the same
     request delivered twice, not a second one: a terminal's Ctrl-C reaches ``uv run`` and
-    its child alike, and uv forwards what it got, so the child sees each Ctrl-C twice;
-    a group ``kill`` through a wrapper does the same.
+    its child alike, and uv may forward what it got, so the child can see one Ctrl-C
+    twice; a group ``kill`` through a forwarding wrapper does the same.
 
     ``forced_by`` is the signal number of the forcing signal, for an exit status of
     128 + N. Use as a context manager inside the running loop, or ``install``/``remove``.

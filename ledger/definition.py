@@ -195,6 +195,8 @@ class TestSpec(BaseModel):
     definition: Definition
     # Strict: `0` or "yes" is a mistake to name, not a boolean to guess.
     auto_handle_popups: Annotated[bool, Field(strict=True)] = True
+    #: more attempts a failed run gets (``ledger.retries``: failed, not cancelled or blocked)
+    retries: Annotated[int, Field(ge=0, le=3, strict=True)] = 0
 
     @field_validator("url")
     @classmethod

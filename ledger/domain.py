@@ -132,6 +132,17 @@ class Run(Aggregate):
         steps: list[dict[str, Any]]
         attempt: int
         auto_handle_popups: bool
+        #: how many more attempts a failed run of this test gets (``ledger.retries``), and
+        #: the first attempt's run id (None on the first attempt itself)
+        retries: int
+        first_run_id: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("retries", 0)
+            state.setdefault("first_run_id", None)
 
     class Started(Event):
         TOPIC = "runledger:Run.Started"
@@ -211,8 +222,12 @@ class Run(Aggregate):
         steps: list[dict[str, Any]],
         attempt: int,
         auto_handle_popups: bool,
+        retries: int = 0,
+        first_run_id: str | None = None,
     ) -> None:
         self.test_id = test_id
+        self.retries = retries
+        self.first_run_id = first_run_id
         self.test_name = test_name
         self.url = url
         self.steps = steps
@@ -241,10 +256,15 @@ class Run(Aggregate):
         attempt: int = 1,
         auto_handle_popups: bool = True,
         run_id: UUID | None = None,
+        retries: int = 0,
+        first_run_id: UUID | None = None,
     ) -> Run:
-        """Create a queued run of a test; ``steps`` is the definition snapshot it will execute."""
+        """Create a queued run of a test; ``steps`` is the definition snapshot it will execute.
+        A retry names the first attempt's run (``first_run_id``) and its ``attempt`` number."""
         if attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {attempt}")
+        if first_run_id is not None and attempt < 2:
+            raise ValueError("only a later attempt names its first run")
         return cls._create(
             cls.Queued,
             id=run_id or cls.create_id(),
@@ -254,6 +274,8 @@ class Run(Aggregate):
             steps=steps,
             attempt=attempt,
             auto_handle_popups=auto_handle_popups,
+            retries=retries,
+            first_run_id=str(first_run_id) if first_run_id else None,
         )
 
     def start(self, *, worker: str, browser: dict[str, Any], attempt: int | None = None) -> None:

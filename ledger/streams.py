@@ -10,6 +10,7 @@ so the two sides of each entry are one definition:
   ``attempt``; read by workers through the consumer group ``run-workers``.
 * ``runs:dead`` — dead letters: the job's entry id, the reason, delivery count, consumer,
   the job's fields (JSON) and, when known, the run id.
+* ``runledger:no-browser:{consumer}`` — a worker process waiting for a browser (expires).
 * ``runledger:relay:position`` — the log position Redis is known to hold (the relay's
   marker: a missing or older one means Redis lost data and the relay repairs it).
 
@@ -31,6 +32,9 @@ QUEUE = "runs:queue"
 WORKER_GROUP = "run-workers"
 DEAD = "runs:dead"
 RELAY_MARKER = "runledger:relay:position"
+#: ``{prefix}{consumer}`` = how to install a browser, set (with an expiry, refreshed) by a
+#: worker process that has none; ``/health`` reports "no browser" while one exists
+NO_BROWSER_PREFIX = "runledger:no-browser:"
 STREAM_PREFIX = "run_events:"
 #: the status a live stream's reader sees (the event's public type)
 EVENT_FIELDS = ("type", "version", "timestamp", "data")
@@ -166,6 +170,7 @@ __all__ = [
     "DEAD_LETTER_FIELDS",
     "EVENT_FIELDS",
     "JOB_FIELDS",
+    "NO_BROWSER_PREFIX",
     "QUEUE",
     "RELAY_MARKER",
     "STREAM_PREFIX",

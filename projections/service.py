@@ -30,7 +30,9 @@ from ledger.store import LogListener
 from projections import locator_memory, runs, steps, test_stats
 from projections.follower import Follower, FollowerRunner
 from projections.relay import RedisRelay
+from projections.retries import RetryManager
 from projections.retry import RetryResult, retry_parked
+from projections.webhooks import WebhookSender, WebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 FOLLOWER_RESTART = Backoff(base_seconds=1.0, max_seconds=60.0)
 
 
-class ProjectorSettings(DatabaseSettings, RedisSettings):
+class ProjectorSettings(DatabaseSettings, RedisSettings, WebhookSettings):
     """Settings of ``runledger projector`` (environment variables in upper case)."""
 
     projector_batch_size: int = Field(
@@ -124,6 +126,8 @@ def build_followers(
         locator_memory.MODEL.follower(linger_seconds=linger),
         test_stats.MODEL.follower(linger_seconds=linger),
         relay.follower(),
+        RetryManager(pool).follower(),
+        WebhookSender(settings).follower(),
     ]
     # ────────────────────────────────────────────────────────────────────────────────
 

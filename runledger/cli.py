@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ledger.errors import LedgerError
+from ledger.errors import ConfigurationError, LedgerError
 from ledger.settings import DatabaseSettings, load_settings, redact
 from runledger import logs
 from runledger.bench import missing_extra
@@ -36,9 +37,32 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     log_level: Annotated[str, typer.Option(envvar="LOG_LEVEL", help="Log level.")] = "INFO",
 ) -> None:
     logs.configure(log_level)
+    if ctx.invoked_subcommand not in ("dev", "config"):
+        use_dev_instance()
+
+
+def configured_values() -> dict[str, str | None]:
+    """The variables as the settings classes see them: ``.env``, overridden by the
+    environment."""
+    from dotenv import dotenv_values
+
+    return {**dotenv_values(".env"), **os.environ}
+
+
+def use_dev_instance() -> None:
+    """Point the servers' URLs at a running ``runledger dev`` (its ``.runledger/dev.json``)
+    when neither the environment nor ``.env`` sets them: the composition root fills the
+    environment the settings classes then read, as ``.env`` would."""
+    from runledger.dev import state_urls
+
+    configured = configured_values()
+    for name, value in state_urls().items():
+        if not configured.get(name):
+            os.environ[name] = value
 
 
 def require_bench_extra(name: str) -> None:
@@ -66,20 +90,29 @@ def migrate() -> None:
 @app.command()
 def dev(
     data_dir: Annotated[
-        Path, typer.Option(help="Where embedded servers keep their data.")
+        Path, typer.Option(help="Where embedded servers keep their data (and dev.json).")
     ] = Path(".runledger"),
     host: Annotated[str, typer.Option(help="Interface the API binds.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API binds.")] = 8000,
 ) -> None:
     """Run everything in one process tree: followers, a worker and the API. Without
-    DATABASE_URL / REDIS_URL it starts its own PostgreSQL and Valkey (from wheels) under
-    DATA_DIR and stops them on exit."""
-    from runledger.dev import run_dev
+    DATABASE_URL / REDIS_URL (environment or .env) it starts its own PostgreSQL and Valkey
+    (from wheels) under DATA_DIR and stops them on exit. Without a browser it installs one
+    (BROWSER_AUTO_INSTALL) or serves without, runs waiting in the queue. While it runs,
+    DATA_DIR/dev.json tells the other commands where it is."""
+    from runledger.dev import DevError, run_dev
+    from worker.errors import StartupError
 
+    configured = configured_values()
     try:
-        asyncio.run(run_dev(data_dir, host, port))
-    except LedgerError as exc:
+        asyncio.run(run_dev(data_dir, host, port,
+                            database_url=configured.get("DATABASE_URL") or None,
+                            redis_url=configured.get("REDIS_URL") or None,
+                            public_url=configured.get("PUBLIC_URL") or None))
+    except ConfigurationError as exc:
         raise fail(str(exc)) from None
+    except (LedgerError, DevError, StartupError) as exc:
+        raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         pass
 
@@ -431,6 +464,243 @@ def bench_executor(
 
 
 # ── end of executor ────────────────────────────────────────────────────────────────────
+
+
+# ── client: submit, runs list|show|tail|history|cancel ──────────────────────────────
+
+
+runs_app = typer.Typer(no_args_is_help=True, help="Runs on a runledger API: list, show, "
+                       "tail, history, cancel.")
+app.add_typer(runs_app, name="runs")
+
+ApiOption = Annotated[str | None, typer.Option(
+    "--api", envvar="RUNLEDGER_API", show_envvar=True,
+    help="The API's base URL (default: the `runledger dev` running here).")]
+ApiKeyOption = Annotated[str | None, typer.Option(
+    "--api-key", envvar="RUNLEDGER_API_KEY", show_envvar=True,
+    help="An API key, when the API has API_KEYS.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+#: exit codes of the client commands
+EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _client_call(api: str | None, api_key: str | None,
+                 body: Callable[[Any], Coroutine[Any, Any, int]]) -> None:
+    """Run ``body(client)`` against the API; infrastructure and usage errors are one line
+    and exit 2, otherwise ``body``'s exit code."""
+    from runledger.client.files import DefinitionFileError
+    from runledger.client.http import ClientError, RunledgerClient, resolve_endpoint
+
+    async def main() -> int:
+        async with RunledgerClient(resolve_endpoint(api, api_key)) as client:
+            return await body(client)
+
+    # A line per request would drown the step view; failures are reported as errors.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    try:
+        code = asyncio.run(main())
+    except (ClientError, DefinitionFileError) as exc:
+        raise fail(str(exc), EXIT_ERROR) from None
+    raise typer.Exit(code)
+
+
+def _console() -> Any:
+    """Standard output; when it is not a terminal (CI logs) wide enough for a run's URL."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=200)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    import orjson
+
+    path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _print_json(data: Any) -> None:
+    import orjson
+
+    typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+def submit(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Test definitions: JSON or YAML files (several tests each) or folders.")],
+    parallel: Annotated[int, typer.Option(min=1, max=64, help="Tests run at a time.")] = 4,
+    junit: Annotated[Path | None, typer.Option(
+        "--junit", help="Write JUnit XML here (for CI).")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the runs as JSON here.")] = None,
+    api: ApiOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Create or update the tests by name, run them and follow them live. Exit code: 0 all
+    passed, 1 any failed, 2 usage or infrastructure error."""
+
+    from runledger.client.files import load_definitions
+    from runledger.client.junit import write_junit
+    from runledger.client.runs import submit as submit_runs
+    from runledger.client.view import LiveView, summary
+
+    async def body(client: Any) -> int:
+        definitions = load_definitions(paths)
+        console = _console()
+        with LiveView(console, [d.name for d in definitions]) as view:
+            outcomes = await submit_runs(client, definitions, parallel=parallel,
+                                         on_event=view.on_event)
+        pages = {a.run_id: client.run_page(a.run_id) for o in outcomes for a in o.attempts}
+        summary(console, outcomes, pages)
+        if junit is not None:
+            write_junit(junit, outcomes, pages)
+        if json_out is not None:
+            _write_json(json_out, [o.as_json(client) for o in outcomes])
+        return EXIT_PASSED if all(o.passed for o in outcomes) else EXIT_FAILED
+
+    _client_call(api, api_key, body)
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[str | None, typer.Option(
+        help="Only runs in this status (queued, running, passed, failed, cancelled).")] = None,
+    test: Annotated[str | None, typer.Option(help="Only runs of this test id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="How many, newest first.")] = 20,
+    json_flag: JsonFlag = False, api: ApiOption = None, api_key: ApiKeyOption = None,
+) -> None:
+    """The latest runs, newest first."""
+
+    from runledger.client.view import runs_table
+
+    async def body(client: Any) -> int:
+        page = await client.runs(status=status, test_id=test, limit=limit)
+        if json_flag:
+            _print_json(page["items"])
+        else:
+            runs_table(_console(), page["items"])
+        return EXIT_PASSED
+
+    _client_call(api, api_key, body)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    json_flag: JsonFlag = False, api: ApiOption = None, api_key: ApiKeyOption = None,
+) -> None:
+    """A run with its steps, its attempts (retries) and its page."""
+
+    from runledger.client.runs import attempts_of
+    from runledger.client.view import run_detail
+
+    async def body(client: Any) -> int:
+        run = await client.run(run_id)
+        attempts = [await client.run(i) if i != str(run["id"]) else run
+                    for i in await attempts_of(client, str(run["id"]))]
+        summaries = [{"id": str(a["id"]), "attempt": a["attempt"], "status": a["status"]}
+                     for a in attempts]
+        flaky = len(attempts) > 1 and attempts[-1]["status"] == "passed"
+        if json_flag:
+            _print_json({**run, "page": client.run_page(run_id), "attempts": summaries,
+                         "flaky": flaky})
+        else:
+            run_detail(_console(), run, summaries, client.run_page(run_id))
+        return EXIT_PASSED
+
+    _client_call(api, api_key, body)
+
+
+@runs_app.command("tail")
+def runs_tail(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    json_flag: Annotated[bool, typer.Option(
+        "--json", help="Print each event as a JSON line.")] = False,
+    api: ApiOption = None, api_key: ApiKeyOption = None,
+) -> None:
+    """Follow a run live until it ends (and the retries it earns). Exit code: 0 passed,
+    1 failed or cancelled, 2 infrastructure error."""
+
+    from runledger.client.runs import follow_chain
+    from runledger.client.view import LiveView
+
+    async def body(client: Any) -> int:
+        import orjson
+
+        if json_flag:
+            def on_event(_: str, event: dict[str, Any]) -> None:
+                typer.echo(orjson.dumps(event).decode())
+
+            outcome = await follow_chain(client, run_id, run_id, on_event)
+        else:
+            console = _console()
+            with LiveView(console, [run_id]) as view:
+                outcome = await follow_chain(client, run_id, run_id, view.on_event)
+            console.print(f"{'flaky' if outcome.flaky else outcome.status}: "
+                          f"{client.run_page(outcome.final.run_id)}")
+        return EXIT_PASSED if outcome.passed else EXIT_FAILED
+
+    _client_call(api, api_key, body)
+
+
+@runs_app.command("history")
+def runs_history(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    json_flag: JsonFlag = False, api: ApiOption = None, api_key: ApiKeyOption = None,
+) -> None:
+    """The run's events from the ledger, in order."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ledger.text import escape
+
+    async def body(client: Any) -> int:
+        import orjson
+
+        events = await client.history(run_id)
+        if json_flag:
+            _print_json(events)
+            return EXIT_PASSED
+        table = Table("version", "type", "timestamp", "data")
+        for event in events:
+            table.add_row(str(event["version"]), event["type"], event["timestamp"],
+                          Text(escape(orjson.dumps(event["data"]).decode(), 200)))
+        _console().print(table)
+        return EXIT_PASSED
+
+    _client_call(api, api_key, body)
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the run).")] =
+        "cancelled from the command line",
+    json_flag: JsonFlag = False, api: ApiOption = None, api_key: ApiKeyOption = None,
+) -> None:
+    """Cancel a queued or running run (exit 1 when it had already finished)."""
+    from runledger.client.http import ClientError
+
+    async def body(client: Any) -> int:
+        try:
+            answer = await client.request("POST", f"/runs/{run_id}/cancel",
+                                          json={"reason": reason})
+        except ClientError as exc:
+            if " 409 " not in str(exc):
+                raise
+            typer.echo(f"not cancelled: {str(exc).split(' 409 ', 1)[1]}", err=True)
+            return EXIT_FAILED
+        if json_flag:
+            _print_json(answer)
+        else:
+            typer.echo(f"cancelled run {answer['run_id']}")
+        return EXIT_PASSED
+
+    _client_call(api, api_key, body)
+
+
+# ── end of client ──────────────────────────────────────────────────────────────────────
 
 
 if __name__ == "__main__":

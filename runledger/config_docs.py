@@ -43,6 +43,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("Redis", "ledger.settings:RedisSettings",
               "`runledger projector`, `worker`, `api`"),
     Component("Followers", "projections.service:ProjectorSettings", "`runledger projector`"),
+    Component("Webhooks", "projections.webhooks:WebhookSettings",
+              "`runledger projector`, its webhooks follower"),
     Component("Worker", "worker.settings:WorkerSettings", "`runledger worker`"),
     Component("Executor", "worker.agent.settings:ExecutorSettings",
               "`runledger worker`, for its Playwright executor"),

@@ -48,7 +48,15 @@ async def serve(settings: WorkerSettings, build_executor: ExecutorFactory) -> in
     """Run one worker until signalled; returns the process exit code (128 + N when a
     second signal N forced the stop)."""
     with Signals(what="finishing in-flight runs, taking no new jobs") as signals:
-        await run_worker(settings, build_executor, signals.stop, force_stop=signals.force_stop)
+        if build_executor is playwright_executor:
+            # The Playwright executor needs a browser: find, install or wait for one.
+            from worker.waiting import run_worker_when_browser
+
+            await run_worker_when_browser(settings, build_executor, signals.stop,
+                                          force_stop=signals.force_stop)
+        else:
+            await run_worker(settings, build_executor, signals.stop,
+                             force_stop=signals.force_stop)
     if signals.exit_code == 0:
         log.info("Worker exited cleanly")
     return signals.exit_code

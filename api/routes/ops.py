@@ -20,6 +20,7 @@ from api.services import Services
 from ledger.db import translated
 from ledger.errors import StoreError
 from ledger.sql import load_queries
+from ledger.streams import NO_BROWSER_PREFIX
 from projections.parking import parked_counts
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,13 @@ async def _database_ok(services: Services) -> bool:
 
 
 class HealthWithParked(Health):
+    browser: str = Field(
+        "ok",
+        description="`no browser` while a worker process waits for a Chromium (it found "
+        "none and could not install one; its runs wait in the queue), else `ok`.",
+    )
+    browser_hint: str | None = Field(
+        None, description="How to install a browser, when `browser` is `no browser`.")
     parked_events: dict[str, int] = Field(
         default_factory=dict,
         description="Events each follower could not apply and parked (see `runledger "
@@ -70,11 +78,25 @@ async def _redis_ok(services: Services) -> bool:
     return True
 
 
+async def _no_browser(services: Services) -> str | None:
+    """How to install a browser, when some worker reported it has none (else None)."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            async for key in services.redis.scan_iter(match=f"{NO_BROWSER_PREFIX}*", count=100):
+                hint = await services.redis.get(key)
+                if hint is not None:
+                    return hint if isinstance(hint, str) else hint.decode()
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("health: browser reports unavailable: %s", exc)
+    return None
+
+
 @health_router.get("/health", response_model=HealthWithParked,
                    responses={503: {"model": HealthWithParked, "description": "Degraded"}})
 async def health(services: ServicesDep) -> Any:
     """`healthy` when PostgreSQL and Redis answer; otherwise `degraded` with 503. The body
-    also counts each follower's parked events."""
+    also counts each follower's parked events, and says `no browser` while a worker waits
+    for one (the API itself is fine: the status stays `healthy`)."""
     database, redis = await asyncio.gather(_database_ok(services), _redis_ok(services))
     healthy = database and redis and services.failure is None
     body = HealthWithParked(
@@ -83,6 +105,9 @@ async def health(services: ServicesDep) -> Any:
         redis="ok" if redis else "unavailable",
         parked_events=await _parked(services) if database else {},
     )
+    hint = await _no_browser(services) if redis else None
+    if hint is not None:
+        body.browser, body.browser_hint = "no browser", hint
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
 
 

@@ -87,9 +87,10 @@ def legacy(artifact_url: Callable[[str], str]) -> Encode:
 
 async def _until_shutdown(
     metrics: Metrics, events: AsyncGenerator[dict[str, Any], None], encode: Encode,
-    shutdown: anyio.Event,
+    shutdown: anyio.Event, closing: asyncio.Event,
 ) -> AsyncIterator[bytes]:
-    """The encoded events, until the run's terminal event or the server's shutdown.
+    """The encoded events, until the run's terminal event or the server's shutdown
+    (``closing``, set by ``api.server``; ``shutdown``, sse-starlette's own detection).
 
     A pump task reads the tail into a queue, so that shutdown can stop the pump while this
     generator returns normally: the response then ends properly and clients reconnect
@@ -111,6 +112,8 @@ async def _until_shutdown(
     pumping = asyncio.create_task(pump(), name="sse-pump")
     stopping = asyncio.create_task(shutdown.wait(), name="sse-shutdown")
     stopping.add_done_callback(lambda _: pumping.cancel())
+    closed = asyncio.create_task(closing.wait(), name="sse-closing")
+    closed.add_done_callback(lambda _: pumping.cancel())
     try:
         while (message := await queue.get()) is not _END:
             yield message
@@ -118,6 +121,7 @@ async def _until_shutdown(
             pumping.result()  # a failed tail fails the response, loudly
     finally:
         stopping.cancel()
+        closed.cancel()
         if not pumping.done():  # the client went away, or the server is stopping
             pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -130,7 +134,7 @@ def sse_response(
 ) -> EventSourceResponse:
     shutdown = anyio.Event()
     return EventSourceResponse(
-        _until_shutdown(services.metrics, events, encode, shutdown),
+        _until_shutdown(services.metrics, events, encode, shutdown, services.closing),
         ping=services.settings.sse_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS,
         headers={"Cache-Control": "no-store"},
         shutdown_event=shutdown, shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,

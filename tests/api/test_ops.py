@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from api.app import create_app
 from api.commands import RunCommands
 from api.hub import StreamHub
-from ledger.streams import QUEUE, WORKER_GROUP
+from ledger.streams import NO_BROWSER_PREFIX, QUEUE, WORKER_GROUP
 from tests.api.conftest import asgi_client
 from tests.api.helpers import AUTH, FakeWorker, a_test, wait_until
 from tests.api.test_tests import assert_problem
@@ -37,7 +37,20 @@ async def test_health(client: httpx.AsyncClient, anonymous: httpx.AsyncClient) -
     assert response.status_code == 200
     body = response.json()
     assert not any(body.pop("parked_events").values())  # counts per follower: none parked
-    assert body == {"status": "healthy", "database": "ok", "redis": "ok"}
+    assert body == {"status": "healthy", "database": "ok", "redis": "ok", "browser": "ok",
+                    "browser_hint": None}
+
+
+async def test_health_reports_a_worker_without_a_browser(
+    anonymous: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    # What ``worker.waiting`` keeps set while it waits for a browser (with an expiry).
+    await redis.set(f"{NO_BROWSER_PREFIX}worker-a", "install chromium", ex=30)
+    body = (await anonymous.get("/health")).json()
+    assert (body["status"], body["browser"], body["browser_hint"]) == (
+        "healthy", "no browser", "install chromium")
+    await redis.delete(f"{NO_BROWSER_PREFIX}worker-a")
+    assert (await anonymous.get("/health")).json()["browser"] == "ok"
 
 
 async def test_health_and_metrics_when_redis_is_unreachable(make_settings: Any) -> None:
@@ -46,7 +59,8 @@ async def test_health_and_metrics_when_redis_is_unreachable(make_settings: Any) 
         response = await client.get("/health")
         assert response.status_code == 503
         assert response.json() == {"status": "degraded", "database": "ok",
-                                    "redis": "unavailable", "parked_events": {}}
+                                    "redis": "unavailable", "parked_events": {},
+                                    "browser": "ok", "browser_hint": None}
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
         assert sample(metrics.text, "runledger_redis_up") == 0.0
@@ -81,6 +95,8 @@ async def test_metrics(client: httpx.AsyncClient, worker: FakeWorker,
     assert sample(text, "runledger_queue_pending") == 2.0
     for follower in ("runs", "run_steps", "relay"):
         assert sample(text, "runledger_follower_lag_events", follower=follower) is not None
+    for outcome in ("delivered", "failed_attempt", "gave_up"):  # no WEBHOOK_URLS here
+        assert sample(text, "runledger_webhook_deliveries", outcome=outcome) == 0.0
     assert sample(text, "runledger_http_requests_total", method="POST", route="/runs",
                   status="202") == 3.0
     assert sample(text, "runledger_http_requests_total", method="POST", route="/tests",

@@ -22,7 +22,7 @@ from tests.projections.conftest import append_raw, new_run, projector_settings, 
 
 pytestmark = pytest.mark.integration
 
-FOLLOWERS = ("locator_memory", "relay", "run_steps", "runs", "test_stats")
+FOLLOWERS = ("locator_memory", "relay", "retries", "run_steps", "runs", "test_stats", "webhooks")
 
 
 async def cli(*args: str, database_url: str, redis_url: str, cwd: object) -> tuple[int, str]:
@@ -66,8 +66,9 @@ async def test_list_retry_and_rebuild_with_parked_events(
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
-    assert await parked_counts(pool) == {"locator_memory": 1, "relay": 2, "run_steps": 1,
-                                         "runs": 1, "test_stats": 1}
+    assert await parked_counts(pool) == {"locator_memory": 1, "relay": 2, "retries": 1,
+                                         "run_steps": 1, "runs": 1, "test_stats": 1,
+                                         "webhooks": 1}
 
     code, output = await cli("followers", database_url=database_url, redis_url=redis_url,
                              cwd=tmp_path)

@@ -29,6 +29,7 @@ import pytest
 from ledger.domain import Run
 from ledger.store import PgEventStore
 from runledger.testing import serve_http, wait_until
+from tests.api.helpers import SseReader
 from tests.cli.test_cli import free_port
 from tests.worker.conftest import enqueue
 
@@ -190,9 +191,15 @@ async def test_dev_finishes_the_run_in_flight_when_its_group_is_signalled(
         assert test.status_code == 201, test.text
         queued = await http.post("/runs", json={"test_id": test.json()["id"]})
         assert queued.status_code == 202, queued.text
-    run_id = uuid.UUID(queued.json()["run_id"])
-    assert await asyncio.to_thread(held.arrived.wait, 60), dev.text()
-    send(dev, signum)
+        run_id = uuid.UUID(queued.json()["run_id"])
+        assert await asyncio.to_thread(held.arrived.wait, 60), dev.text()
+        async with http.stream("GET", f"/runs/{run_id}/stream") as tail:
+            events = SseReader(tail).events()
+            assert [(await anext(events)).event for _ in range(2)] == ["queued", "started"]
+            send(dev, signum)
+            # The API stops at once: the open stream ends with a complete response (a cut
+            # one raises httpx.RemoteProtocolError) while the run goes on.
+            assert [event.event async for event in events] == []
     await dev.logged("draining 1 in-flight run")
     held.opened.set()
     assert await dev.exit_code() == 0, dev.text()
@@ -223,10 +230,12 @@ async def test_the_browser_and_its_driver_are_out_of_the_callers_process_group()
     from worker.agent import ExecutorConfig
     from worker.agent.browser import ChromiumHost
 
+    before = set(_children(os.getpid()))  # other tests' drivers may still be running
     host = ChromiumHost(ExecutorConfig())
     await host.open()
     try:
-        [driver] = [pid for pid in _children(os.getpid()) if _is_driver(pid)]
+        [driver] = [pid for pid in _children(os.getpid())
+                    if pid not in before and _is_driver(pid)]
         browsers = _children(driver)
         assert browsers, "the driver launched no browser"
         for pid in (driver, *browsers):

@@ -41,7 +41,7 @@ from .conftest import (
 
 pytestmark = pytest.mark.integration
 
-FOLLOWERS = ("locator_memory", "relay", "run_steps", "runs", "test_stats")
+FOLLOWERS = ("locator_memory", "relay", "retries", "run_steps", "runs", "test_stats", "webhooks")
 UNDECODABLE = b"\xff\xfe not json \x00"
 
 

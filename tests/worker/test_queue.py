@@ -13,7 +13,13 @@ from redis import exceptions as rex
 
 from ledger.streams import DEAD, QUEUE, WORKER_GROUP
 from tests.worker.conftest import wait_until
-from worker.errors import GroupMissing, MalformedJob, QueueUnavailable, StartupError
+from worker.errors import (
+    GroupMissing,
+    MalformedJob,
+    QueueError,
+    QueueUnavailable,
+    StartupError,
+)
 from worker.queue import Job, RedisRunQueue, translate
 
 # Each test that reaches a server runs on Valkey and on Redis 7 (tests/conftest.py).
@@ -189,3 +195,23 @@ async def test_unreachable_redis_is_queue_unavailable() -> None:
 ])
 def test_a_vanished_queue_means_the_group_is_missing(answer: str) -> None:
     assert isinstance(translate(rex.ResponseError(answer)), GroupMissing)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("answer", [
+    rex.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+    rex.ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's currently "
+                      "unable to persist to disk"),
+    rex.BusyLoadingError("Redis is loading the dataset in memory"),
+    rex.ResponseError("BUSY Redis is busy running a script."),
+    rex.ReadOnlyError("You can't write against a read only replica."),
+], ids=["OOM", "MISCONF", "LOADING", "BUSY", "READONLY"])
+def test_redis_states_that_pass_are_waited_out(answer: Exception) -> None:
+    assert type(translate(answer)) is QueueUnavailable
+
+
+@pytest.mark.unit
+def test_other_refusals_are_queue_errors() -> None:
+    refused = translate(rex.ResponseError("WRONGTYPE Operation against a key holding the "
+                                          "wrong kind of value"))
+    assert type(refused) is QueueError

@@ -32,6 +32,14 @@ class ExecutorConfig(NavigationConfig):
         description="A Chromium or headless-shell binary; unset, the system's "
         "`chromium-headless-shell` / `chromium`, else Playwright's own browser.",
     )
+    browser_auto_install: bool = Field(
+        True,
+        description="When no Chromium is found, `runledger dev` and `worker` install one "
+        "(as root on Debian/Ubuntu `apt-get install chromium-headless-shell`, else "
+        "`playwright install chromium`); `false` for tests and CI: they only wait for one.",
+    )
+    browser_recheck_seconds: Positive = Field(
+        5.0, description="Seconds between looks for a browser while a worker has none.")
     browser_max_runs: Annotated[int, Field(ge=1)] = Field(
         50, description="Runs per browser before it is replaced by a fresh one."
     )
