@@ -25,13 +25,24 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from ledger.domain import EVENT_CLASSES, TERMINAL_TYPES
+from ledger.settings import load_settings
 from ledger.streams import DEAD, QUEUE, WORKER_GROUP, stream_key
 from projections.rebuild import READ_MODELS, rebuild
+from projections.service import ProjectorSettings, build_followers
 from runledger.testing import wait_until
 from tests.faults.cluster import SseClient
 
 TERMINAL_TOPICS = sorted(EVENT_CLASSES[t].TOPIC for t in TERMINAL_TYPES)
-FOLLOWERS = ("runs", "run_steps", "locator_memory", "relay")
+
+
+def _follower_names() -> tuple[str, ...]:
+    """Every follower a projector runs (``build_followers`` constructs them without I/O)."""
+    settings = load_settings(ProjectorSettings, database_url="postgresql://localhost/x",
+                             redis_url="redis://localhost")
+    return tuple(f.name for f in build_followers(settings, None, None))  # type: ignore[arg-type]
+
+
+FOLLOWERS = _follower_names()
 
 RUN_SUMMARY = """
 SELECT originator_id AS run_id, max(originator_version) AS version,
