@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import PayloadTooLarge
 from api.metrics import Metrics
 from api.problems import problem_response
-from ledger.navigation import InvalidHost, parse_host
+from ledger.navigation import InvalidHost, IPAddress, canonical_host, parse_host
 from ledger.settings import SECRET_QUERY_PARAMS, redact_query
 from ledger.text import escape
 
@@ -198,12 +198,21 @@ def host_allowed(header: str | None, allowed: tuple[str, ...]) -> bool:
     if not isinstance(parsed, str):
         mapped = getattr(parsed, "ipv4_mapped", None)
         return parsed.is_loopback or bool(mapped and mapped.is_loopback) \
-            or str(parsed) in allowed
+            or any(_entry(entry) == parsed for entry in allowed)
     for pattern in (*LOOPBACK_NAMES, *allowed):
-        pattern = pattern.lower().rstrip(".")
+        pattern = canonical_host(pattern)
         if parsed == pattern or (pattern.startswith("*.") and parsed.endswith(pattern[1:])):
             return True
     return False
+
+
+def _entry(entry: str) -> IPAddress | str | None:
+    """An ``ALLOWED_HOSTS`` entry as ``parse_host`` reads a header: ``[2001:db8::1]`` and
+    ``2001:db8:0::1`` are one address."""
+    try:
+        return parse_host(entry)
+    except InvalidHost:
+        return None
 
 
 class HostCheck(_HttpMiddleware):

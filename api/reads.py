@@ -11,6 +11,7 @@ from api.compat import ArtifactUrl, legacy_result
 from ledger.artifacts import ArtifactNotFound, ArtifactStore, StoredFile
 from ledger.codec import RecordedEvent
 from ledger.errors import RunNotFound, UndecodableEvent
+from ledger.retries import MAX_RETRIES, attempt_id, first_of
 from ledger.store import PgEventStore
 from projections.queries import RunQueries
 
@@ -54,6 +55,26 @@ class RunReads:
             return row, await self._queries.run_steps(run_id)
         steps = [views.step_row(e) for e in events if e.type == "step"]
         return views.run_row(events), steps
+
+    async def attempts(self, run_id: UUID) -> list[Row]:
+        """Every attempt queued so far of the test run that ``run_id`` belongs to, first to
+        last: ``{run_id, attempt, status}``. Attempt ids derive from the first run's id
+        (``ledger.retries``), so the chain is found without a scan."""
+        queued = (await self._store.read_run(run_id, after=0, limit=1))
+        if not queued:
+            raise RunNotFound(run_id)
+        data = queued[0].data
+        first = UUID(first_of(run_id, data))
+        extra = min(int(data.get("retries") or 0), MAX_RETRIES)
+        chain = [first, *(attempt_id(first, n) for n in range(2, extra + 2))]
+        found: list[Row] = []
+        for number, attempt in enumerate(chain, start=1):
+            try:
+                row, _ = await self.run(attempt)
+            except RunNotFound:
+                break  # not queued (yet): no later attempt can exist either
+            found.append({"run_id": attempt, "attempt": number, "status": row["status"]})
+        return found
 
     async def page(
         self, *, status: str | None, test_id: UUID | None, limit: int, cursor: str | None

@@ -162,6 +162,19 @@ class RunOut(RunSummary):
     steps: list[StepOut] = Field(description="Its recorded steps, in order")
 
 
+class AttemptOut(BaseModel):
+    run_id: UUID = Field(description="The attempt's run id")
+    attempt: int = Field(description="Its number, from 1 (the first run)")
+    status: RunStatus = Field(description="queued, running, passed, failed or cancelled")
+
+
+class RunAttempts(BaseModel):
+    items: list[AttemptOut] = Field(
+        description="The test run's attempts queued so far, first to last")
+    flaky: bool = Field(
+        description="The last attempt passed after an earlier one failed")
+
+
 class RunPage(BaseModel):
     items: list[RunSummary] = Field(description="Runs, newest first")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")

@@ -105,16 +105,18 @@ def dev(
 
     configured = configured_values()
     try:
-        asyncio.run(run_dev(data_dir, host, port,
-                            database_url=configured.get("DATABASE_URL") or None,
-                            redis_url=configured.get("REDIS_URL") or None,
-                            public_url=configured.get("PUBLIC_URL") or None))
+        code = asyncio.run(run_dev(data_dir, host, port,
+                                   database_url=configured.get("DATABASE_URL") or None,
+                                   redis_url=configured.get("REDIS_URL") or None,
+                                   public_url=configured.get("PUBLIC_URL") or None))
     except ConfigurationError as exc:
         raise fail(str(exc)) from None
     except (LedgerError, DevError, StartupError) as exc:
         raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:
-        pass
+        code = 130
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -138,9 +138,10 @@ def state_urls(data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, str]:
 async def run_dev(
     data_dir: Path, host: str, port: int, *, database_url: str | None = None,
     redis_url: str | None = None, public_url: str | None = None,
-) -> None:
-    """Serve until signalled; ``database_url`` / ``redis_url`` unset: embedded servers;
-    ``public_url`` unset: links (webhooks) point at this API."""
+) -> int:
+    """Serve until signalled; the exit status (0 after a graceful stop, 128 + N after one
+    forced by signal N, as ``worker`` and ``api`` answer). ``database_url`` / ``redis_url``
+    unset: embedded servers; ``public_url`` unset: links (webhooks) point at this API."""
     from runledger.embedded import EmbeddedError
 
     with exclusive(data_dir), contextlib.ExitStack() as stack:
@@ -151,7 +152,7 @@ async def run_dev(
         except EmbeddedError as exc:
             first = str(exc).splitlines()[0]
             raise DevError(f"an embedded server cannot start: {first}") from None
-        await _serve(urls, data_dir, host, port, public_url)
+        return await _serve(urls, data_dir, host, port, public_url)
 
 
 def _start_servers(
@@ -172,7 +173,7 @@ def _start_servers(
 
 
 async def _serve(urls: dict[str, str], data_dir: Path, host: str, port: int,
-                 public_url: str | None) -> None:
+                 public_url: str | None) -> int:
     from api.server import serve as serve_api
     from api.settings import ApiSettings
     from projections.service import ProjectorSettings, run_projector
@@ -221,6 +222,7 @@ async def _serve(urls: dict[str, str], data_dir: Path, host: str, port: int,
         if signals.forced_by is not None:
             log.warning("stopped at once")
         log.info("stopped")
+        return signals.exit_code
     finally:
         with contextlib.suppress(OSError):
             (data_dir / STATE_FILE).unlink()

@@ -372,17 +372,28 @@ def server_password(data_dir: Path) -> str:
     """The password of the server whose data is in ``data_dir``: read from
     ``<data_dir>.password`` next to it, or generated into it (mode 0600) on first use."""
     path = data_dir.with_name(f"{data_dir.name}.password")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        info = path.stat()
-        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise EmbeddedError(f"{path} must belong to uid {os.geteuid()} and be readable by "
-                                "it alone (chmod 600)") from None
-        return path.read_text().strip()
-    password = secrets.token_urlsafe(24)
-    with os.fdopen(fd, "w") as file:
-        file.write(password + "\n")
+    if not path.exists():
+        # Written under a private name (mkstemp: mode 0600), then linked into place: no
+        # start ever reads a file still empty (a crash between creating and writing left
+        # one behind), and when two starts race the first link wins for both.
+        fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            password = secrets.token_urlsafe(24)
+            with os.fdopen(fd, "w") as file:
+                file.write(password + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(staging, path)
+                return password
+        finally:
+            os.unlink(staging)
+    info = path.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise EmbeddedError(f"{path} must belong to uid {os.geteuid()} and be readable by "
+                            "it alone (chmod 600)")
+    password = path.read_text().strip()
+    if not password:
+        raise EmbeddedError(f"{path} is empty; remove it to have a password generated (and "
+                            f"{data_dir} too if a server was initialised with it)")
     return password
 
 

@@ -198,7 +198,9 @@ def serve_http(handler: Callable[..., BaseHTTPRequestHandler],
     """Serve ``handler`` on ``host`` (a loopback address; a free port) from a thread; yields
     the base URL."""
     server = ThreadingHTTPServer((host, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    # A short poll: shutdown() waits for the loop's next poll (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name=name, daemon=True)
     thread.start()
     try:
         yield f"http://{host}:{server.server_address[1]}"

@@ -369,10 +369,20 @@ class RunConsumer:
             )
             await self._ack(job)
             return "skipped"
-        # Reclaimed: the job sat idle past CLAIM_IDLE_SECONDS, so its holder's lease lapsed.
+        # Reclaimed: the job sat idle past CLAIM_IDLE_SECONDS, so its holder's lease lapsed —
+        # unless Redis was down or restarted meanwhile (``RedisRunQueue.leases``, the same
+        # judgement as recovery's).
         held = await self._backoff.run(
             self._queue.leases, "reading job leases", transient=TRANSIENT
         )
+        if held.doubt is not None:
+            # Its worker may be alive and about to renew (taking the job back): leave the
+            # job pending. If the worker is gone, the job goes idle again and is judged then.
+            log.info(
+                "Not judging yet whether worker %s was lost (%s) run_id=%s entry=%s; "
+                "leaving its job", run.worker, held.doubt, run.id, job.entry_id,
+            )
+            return "skipped"
         if any(lease.run_id == run.id and not lease.lapsed and lease.entry_id != job.entry_id
                for lease in held):
             log.info("Skipping job: another live job holds run run_id=%s", run.id)

@@ -10,7 +10,8 @@ Liveness: every third of ``CLAIM_IDLE_SECONDS`` a worker re-claims the entries i
 to itself (``XCLAIM … JUSTID``: no delivery is counted), which resets their idle time. So
 
 * an entry idle longer than ``CLAIM_IDLE_SECONDS`` belongs to a dead consumer (or one that
-  gave up on it) and is taken over with ``XAUTOCLAIM`` — a long run is never stolen;
+  gave up on it, or one cut off by a Redis outage: ``leases`` judges which) and is taken over
+  with ``XAUTOCLAIM`` — a long run is never stolen;
 * the runs of the entries idle less than that (``held_runs``) are being executed by a live
   worker right now: stuck-run recovery leaves them alone, so a run that is progressing —
   even inside a long step — is never timed out under its worker.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -126,7 +128,22 @@ class Lease:
     entry_id: str
     consumer: str
     run_id: UUID
+    #: not renewed for ``CLAIM_IDLE_SECONDS`` by Redis's clock (``idle`` in ``XPENDING``)
+    overdue: bool
+    #: overdue while Redis was observably up that long: its holder is gone (``Leases``)
     lapsed: bool
+
+
+@dataclass(frozen=True)
+class Leases:
+    """Every pending job's lease, judged once for all by ``RedisRunQueue.leases``; ``doubt``
+    says why no lease can be judged lapsed right now (None: they can)."""
+
+    leases: list[Lease]
+    doubt: str | None = None
+
+    def __iter__(self) -> Iterator[Lease]:
+        return iter(self.leases)
 
 
 @dataclass(frozen=True)
@@ -170,6 +187,29 @@ class RedisRunQueue:
         self._claim_idle_ms = max(1, int(claim_idle_seconds * 1000))
         self._block_ms = max(1, int(block_seconds * 1000))
         self._cursor = "0-0"
+        # Since when Redis has answered this process without a break (``_contact``); None
+        # while it does not answer. The start counts as a break: what happened to Redis
+        # before this process existed is unknown to it (``leases``).
+        self._answering_since: float | None = time.monotonic()
+
+    @contextlib.contextmanager
+    def _contact(self, waits: float = 0.0) -> Iterator[None]:
+        """One exchange with Redis: errors translated (``translated``), and the answer (or
+        its absence) noted for ``leases``. An answer later than a third of
+        ``CLAIM_IDLE_SECONDS`` beyond what the command may wait (``waits``: the blocking
+        read) counts as a break too: Redis was paused or stalled (``CLIENT PAUSE``, a slow
+        fork, a hung connection) for as long as workers need to miss a renewal."""
+        began = time.monotonic()
+        try:
+            with translated():
+                yield
+        except QueueUnavailable:
+            self._answering_since = None
+            raise
+        now = time.monotonic()
+        if (self._answering_since is None
+                or (now - began - waits) * 1000 > self._claim_idle_ms / 3):
+            self._answering_since = now
 
     async def ensure_group(self) -> None:
         """Create the workers' group on the queue (MKSTREAM); "already exists" is fine."""
@@ -187,14 +227,14 @@ class RedisRunQueue:
             ) from exc
 
     async def ping(self) -> None:
-        with translated():
+        with self._contact():
             await self._redis.ping()
 
     # -- receiving ------------------------------------------------------------------------
 
     async def read(self, count: int) -> list[Job]:
         """New entries for this consumer, blocking up to the block time when there are none."""
-        with translated():
+        with self._contact(waits=self._block_ms / 1000):
             reply = await self._redis.xreadgroup(
                 WORKER_GROUP, self.consumer, {QUEUE: ">"}, count=count, block=self._block_ms
             )
@@ -206,7 +246,7 @@ class RedisRunQueue:
     async def reclaim(self, count: int) -> list[Job]:
         """Take over up to ``count`` entries idle past ``CLAIM_IDLE_SECONDS`` (their consumer
         stopped refreshing them: it died). Walks the PEL with a cursor across calls."""
-        with translated():
+        with self._contact():
             reply = await self._redis.xautoclaim(
                 QUEUE, WORKER_GROUP, self.consumer, self._claim_idle_ms, self._cursor,
                 count=count,
@@ -239,7 +279,7 @@ class RedisRunQueue:
         """Reset the idle time of the entries this consumer is running (and its own)."""
         if not entry_ids:
             return
-        with translated():
+        with self._contact():
             # JUSTID: claiming to ourselves must not count as a delivery.
             await self._redis.xclaim(
                 QUEUE, WORKER_GROUP, self.consumer, 0, list(entry_ids), justid=True
@@ -251,7 +291,7 @@ class RedisRunQueue:
         at once instead of a full idle period later."""
         if not entry_ids:
             return
-        with translated():
+        with self._contact():
             await self._redis.xclaim(
                 QUEUE, WORKER_GROUP, self.consumer, 0, list(entry_ids), idle=self._claim_idle_ms,
                 justid=True,
@@ -259,7 +299,7 @@ class RedisRunQueue:
 
     async def held_runs(self) -> set[UUID]:
         """Runs whose job entry a live worker keeps fresh: they are executing right now."""
-        with translated():
+        with self._contact():
             pending = await self._redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", HELD_SCAN)
             fresh = [p["message_id"] for p in pending
                      if int(p["time_since_delivered"]) < self._claim_idle_ms]
@@ -275,32 +315,65 @@ class RedisRunQueue:
                 held.add(decode_job(entry_id, fields).run_id)
         return held
 
-    async def leases(self) -> list[Lease]:
-        """The lease of every pending job: its holder, and whether it lapsed (not renewed by
-        ``keep_fresh`` for ``CLAIM_IDLE_SECONDS``: the holder died or lost Redis)."""
-        with translated():
-            pending = await self._redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", HELD_SCAN)
-            if not pending:
-                return []
+    async def leases(self) -> Leases:
+        """The lease of every pending job: its holder, and whether it lapsed — the one
+        judgement of a lost worker, used by recovery and by a worker that reclaims a job.
+
+        A lease is renewed (``keep_fresh``) only while Redis answers, so Redis's idle time
+        alone cannot tell a dead worker from a live one cut off by an outage, or from a
+        restart (the pending list is reloaded with the old delivery times). A lease is
+        therefore judged lapsed only when it is overdue *and* Redis was observably up for
+        the whole last ``CLAIM_IDLE_SECONDS``, which gave every live worker three renewals:
+        this process has had answers without a break that long (``_contact``: a failure,
+        a stalled answer or this process's start is a break) and the server's
+        ``uptime_in_seconds`` is that long (a restart this process never noticed). Else
+        ``doubt`` says why, and nothing is lapsed (every pending job counts as held). A
+        dead worker is thus named within ``CLAIM_IDLE_SECONDS`` of Redis being back; when
+        Redis stayed up, as soon as its lease is overdue."""
+        with self._contact():
             async with self._redis.pipeline(transaction=False) as pipe:
-                for info in pending:
-                    pipe.xrange(QUEUE, info["message_id"], info["message_id"], count=1)
-                replies = await pipe.execute()
+                pipe.info("server")
+                pipe.xpending_range(QUEUE, WORKER_GROUP, "-", "+", HELD_SCAN)
+                server, pending = await pipe.execute(raise_on_error=False)
+            if isinstance(pending, Exception):
+                raise pending
+            replies = []
+            if pending:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for info in pending:
+                        pipe.xrange(QUEUE, info["message_id"], info["message_id"], count=1)
+                    replies = await pipe.execute()
+        # A server that refuses INFO (an ACL without it) leaves this process's own contact
+        # as the only evidence: a restart it never noticed then goes unseen.
+        uptime = None if isinstance(server, Exception) else float(server["uptime_in_seconds"])
+        doubt = self._lapse_doubt(uptime)
         leases = []
         for info, reply in zip(pending, replies, strict=True):
             for entry_id, fields in reply:
                 with contextlib.suppress(MalformedEntry):
-                    idle = int(info["time_since_delivered"])
+                    overdue = int(info["time_since_delivered"]) >= self._claim_idle_ms
                     leases.append(Lease(entry_id, str(info["consumer"]),
-                                        decode_job(entry_id, fields).run_id,
-                                        lapsed=idle >= self._claim_idle_ms))
-        return leases
+                                        decode_job(entry_id, fields).run_id, overdue=overdue,
+                                        lapsed=overdue and doubt is None))
+        return Leases(leases, doubt)
+
+    def _lapse_doubt(self, uptime: float | None) -> str | None:
+        need = self._claim_idle_ms / 1000
+        since = self._answering_since
+        answered = 0.0 if since is None else time.monotonic() - since
+        if answered < need:
+            return (f"Redis has answered this worker without a break for {answered:.1f}s "
+                    f"only, less than CLAIM_IDLE_SECONDS={need:g}")
+        if uptime is not None and uptime < need:
+            return (f"the Redis server has been up for {uptime:g}s only (restarted), less "
+                    f"than CLAIM_IDLE_SECONDS={need:g}")
+        return None
 
     async def count_start(self, job: Job) -> int:
         """Count one more delivery of ``job`` that reached its run's start; returns how many
         have (deliveries that ended before the start — an outage — are not counted)."""
         key = f"{STARTS_PREFIX}{job.entry_id}"
-        with translated():
+        with self._contact():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
                 pipe.expire(key, STARTS_TTL_SECONDS)
@@ -310,7 +383,7 @@ class RedisRunQueue:
     # -- finishing ------------------------------------------------------------------------
 
     async def ack(self, job: Job) -> None:
-        with translated():
+        with self._contact():
             await self._redis.xack(QUEUE, WORKER_GROUP, job.entry_id)
 
     async def dead_letter(self, job: Job, reason: str, run_id: UUID | None = None) -> str:
@@ -319,7 +392,7 @@ class RedisRunQueue:
             job.entry_id, job.fields, reason=reason, deliveries=job.deliveries,
             consumer=self.consumer, run_id=run_id,
         )
-        with translated():
+        with self._contact():
             async with self._redis.pipeline(transaction=True) as pipe:
                 # A copy typed for redis-py, whose field dict (dict[FieldT, EncodableT]) is
                 # invariant and so refuses the dict[str, str] that the encoder returns.
@@ -330,7 +403,7 @@ class RedisRunQueue:
 
     async def pending_count(self) -> int:
         """Entries delivered to this consumer and not yet acknowledged."""
-        with translated():
+        with self._contact():
             for consumer in await self._redis.xinfo_consumers(QUEUE, WORKER_GROUP):
                 if consumer["name"] == self.consumer:
                     return int(consumer["pending"])
@@ -340,7 +413,7 @@ class RedisRunQueue:
         """Remove consumers idle for ``idle_seconds`` that hold nothing (workers that were
         killed, or left entries to others at shutdown). Atomic: a consumer cannot take an
         entry between the check and the removal, so nothing pending is ever dropped."""
-        with translated():
+        with self._contact():
             # redis-py types eval for its sync and async clients at once (Awaitable | str);
             # this client is the async one, and the script returns a count.
             pruned = cast("Awaitable[int]", self._redis.eval(
@@ -354,6 +427,6 @@ class RedisRunQueue:
         """
         if await self.pending_count():
             return False
-        with translated():
+        with self._contact():
             await self._redis.xgroup_delconsumer(QUEUE, WORKER_GROUP, self.consumer)
         return True

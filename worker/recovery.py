@@ -5,7 +5,12 @@
 time without counting a delivery). That entry is the worker's lease on the run: chosen over a
 separate key with a TTL because it already exists, names its holder, is exactly what
 ``XAUTOCLAIM`` hands over once idle, and cannot disagree with the job it stands for. A lease
-idle past ``CLAIM_IDLE_SECONDS`` has lapsed: its worker died (or lost Redis that long).
+idle past ``CLAIM_IDLE_SECONDS`` while Redis was observably up has lapsed: its worker died
+(or lost Redis alone that long). ``RedisRunQueue.leases`` makes that judgement, the same for
+this pass and for a worker that reclaims the job: a Redis outage or restart stops every
+worker's renewals at once, so no lease is judged lapsed until Redis has answered this process
+without a break, and been up itself, for ``CLAIM_IDLE_SECONDS`` — long enough for every live
+worker to renew (``Leases.doubt`` says why not yet).
 
 Every ``RECOVERY_CHECK_INTERVAL_SECONDS`` a pass
 
@@ -13,7 +18,8 @@ Every ``RECOVERY_CHECK_INTERVAL_SECONDS`` a pass
    run is held by a live worker, or the lapsed job is this worker's own (it takes it back
    itself) — with ``timed-out`` saying the worker was lost (``end_lost``);
    a worker that reclaims the lapsed job does the same (``worker.consumer``), so a dead
-   worker's run ends within ``CLAIM_IDLE_SECONDS`` plus one interval. A queued run's lapsed
+   worker's run ends within ``CLAIM_IDLE_SECONDS`` plus one interval (when Redis was down
+   meanwhile, within ``CLAIM_IDLE_SECONDS`` plus one interval of its return). A queued run's lapsed
    job is left to be reclaimed and started;
 2. as the outer bound, asks the ``runs`` read model for runs ``running`` longer than
    ``STUCK_RUN_TIMEOUT_MINUTES`` that no live worker holds (their job is gone altogether,
@@ -103,6 +109,10 @@ class StuckRunRecovery:
     async def check(self) -> list[UUID]:
         """One pass; returns the runs this pass timed out."""
         leases = await self.queue.leases()
+        if leases.doubt is not None and (overdue := sum(lease.overdue for lease in leases)):
+            # Right after a Redis outage or restart (or this worker's start) a live worker
+            # may not have renewed its lease yet: judged once Redis was up long enough.
+            log.info("Not judging %d overdue lease(s) yet: %s", overdue, leases.doubt)
         held = {lease.run_id for lease in leases if not lease.lapsed}
         recovered = []
         for lease in leases:

@@ -15,6 +15,7 @@ from api.schemas import (
     CancelRun,
     EventPage,
     QueueRun,
+    RunAttempts,
     RunCancelled,
     RunOut,
     RunPage,
@@ -83,6 +84,16 @@ async def get_run(run_id: UUID, request: Request, services: ServicesDep) -> dict
     row, steps = await services.reads.run(run_id)
     link = artifact_linker(request, run_id)
     return {**row, "steps": [with_links(step, link) for step in steps]}
+
+
+@router.get("/runs/{run_id}/attempts", response_model=RunAttempts,
+            responses=responses(401, 404, 422))
+async def list_attempts(run_id: UUID, services: ServicesDep) -> dict[str, Any]:
+    """The attempts of the run's test run: a failed run of a test with `retries` is queued
+    again as its next attempt, each attempt its own run."""
+    items = await services.reads.attempts(run_id)
+    flaky = len(items) > 1 and items[-1]["status"] == "passed"
+    return {"items": items, "flaky": flaky}
 
 
 @router.get("/runs/{run_id}/events", response_model=EventPage, responses=responses(401, 404, 422))

@@ -385,3 +385,34 @@ async def test_artifacts_belong_to_their_run(
     # referenced but removed from the store (retention): 404, not 500
     await worker.artifacts.delete(ref.id)
     assert_problem(await client.get(f"/runs/{one}/artifacts/{ref.id}"), 404)
+
+
+async def test_attempts_of_a_retried_run_end_flaky(
+    client: httpx.AsyncClient, worker: FakeWorker
+) -> None:
+    created = await client.post("/tests", json={**a_test("retried"), "retries": 2})
+    assert created.status_code == 201, created.text
+    first = (await queue(client, created.json()["id"])).json()["run_id"]
+    single = (await client.get(f"/runs/{first}/attempts")).json()
+    assert single == {"items": [{"run_id": first, "attempt": 1, "status": "queued"}],
+                      "flaky": False}
+
+    await worker.start(uuid.UUID(first))
+    await worker.complete(uuid.UUID(first), status="failed")
+
+    async def retried() -> bool:
+        items = (await client.get(f"/runs/{first}/attempts")).json()["items"]
+        return len(items) == 2
+    await wait_until(retried, what="the retries follower to queue attempt 2")
+    second = (await client.get(f"/runs/{first}/attempts")).json()["items"][1]
+    assert second["attempt"] == 2 and second["status"] == "queued"
+    await worker.start(uuid.UUID(second["run_id"]))
+    await worker.complete(uuid.UUID(second["run_id"]))
+
+    # Asked from either attempt, the answer is the same chain.
+    for run_id in (first, second["run_id"]):
+        body = (await client.get(f"/runs/{run_id}/attempts")).json()
+        assert [(a["attempt"], a["status"]) for a in body["items"]] == [
+            (1, "failed"), (2, "passed")]
+        assert body["flaky"] is True
+    assert_problem(await client.get(f"/runs/{uuid.uuid4()}/attempts"), 404)

@@ -132,3 +132,36 @@ def test_the_throttle_forgets_failures_leaving_the_window() -> None:
 ])
 def test_host_allowed(header: str | None, ok: bool) -> None:
     assert host_allowed(header, ()) is ok
+
+
+@pytest.mark.parametrize(("header", "allowed"), [
+    ("[2001:db8::1]:8000", "[2001:db8::1]"), ("[2001:db8::1]", "2001:0db8:0:0::1"),
+    ("10.0.0.5:8000", "10.0.0.5"), ("api.example.:443", "API.Example."),
+    ("a.api.example", "*.api.example"),
+])
+def test_allowed_hosts_entries_match_however_they_are_written(header: str, allowed: str) -> None:
+    # ALLOWED_HOSTS=[2001:db8::1] (written as in a URL) matched no Host header at all.
+    assert host_allowed(header, (allowed,))
+    assert not host_allowed("[2001:db8::2]", (allowed,))
+
+
+def test_the_throttle_keeps_addresses_apart_and_its_memory_bounded() -> None:
+    now = [0.0]
+    throttle = FailedKeyThrottle(3, 60.0, clock=lambda: now[0])
+    for _ in range(10):
+        throttle.failed("attacker")
+    with pytest.raises(TooManyFailedKeys) as refused:
+        throttle.ensure_allowed("attacker")
+    assert refused.value.retry_after == 60
+    throttle.ensure_allowed("neighbour")  # same process, another address
+    for number in range(FailedKeyThrottle.MAX_CLIENTS + 500):
+        throttle.failed(f"10.0.{number // 256}.{number % 256}")
+    assert len(throttle._failures) == FailedKeyThrottle.MAX_CLIENTS
+    assert max(len(f) for f in throttle._failures.values()) <= 3
+    assert "attacker" not in throttle._failures  # the least recently failing went first
+    last = FailedKeyThrottle.MAX_CLIENTS + 499
+    address = f"10.0.{last // 256}.{last % 256}"
+    assert address in throttle._failures
+    now[0] += 60.0
+    throttle.ensure_allowed(address)  # failures leaving the window are dropped too
+    assert address not in throttle._failures

@@ -207,6 +207,31 @@ async def test_dev_finishes_the_run_in_flight_when_its_group_is_signalled(
     assert "stopping at once" not in dev.text()
 
 
+async def test_dev_stopped_at_once_exits_128_plus_the_forcing_signal(
+    start: Any, gate: tuple[Gate, str], tmp_path: Path,
+) -> None:
+    held, url = gate
+    port = free_port()
+    dev = await start("dev", "--port", str(port), "--data-dir", str(tmp_path / "dev"),
+                      WORKER_BLOCK_SECONDS="0.2")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        async def serving() -> bool:
+            with contextlib.suppress(httpx.TransportError):
+                return (await http.get("/health")).status_code in (200, 503)
+            return False
+
+        await wait_until(serving, within=60, what="runledger dev to answer")
+        test = await http.post("/tests", json={"name": "forced", "url": f"{url}/",
+                                               "definition": {"steps": STEPS}})
+        assert test.status_code == 201, test.text
+        assert (await http.post("/runs", json={"test_id": test.json()["id"]})).status_code == 202
+    assert await asyncio.to_thread(held.arrived.wait, 60), dev.text()
+    send(dev, signal.SIGINT)
+    await dev.logged("draining 1 in-flight run")
+    os.kill(dev.proc.pid, signal.SIGTERM)  # another signal: stop now
+    assert await dev.exit_code() == 128 + signal.SIGTERM, dev.text()
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

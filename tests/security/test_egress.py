@@ -1,6 +1,7 @@
 """NAVIGATION_POLICY in a real browser: an allowed page on one loopback server tries to
-reach a second server — by redirect, image, iframe, fetch, WebSocket and popup — and the
-second server never sees a request unless NAVIGATION_ALLOW names it.
+reach a second server — by redirect, image, iframe, fetch, WebSocket, popup, EventSource,
+a worker and a service worker — and the second server never sees a request unless
+NAVIGATION_ALLOW names it. WebRTC's UDP, which no HTTP proxy carries, never leaves.
 
 The allowed site listens on 127.0.0.1, the target on 127.0.0.2 (both loopback): the
 ``public`` policy blocks loopback, and ``NAVIGATION_ALLOW`` exempts the site's address and
@@ -14,13 +15,17 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from ledger.artifacts import FileArtifactStore
 from runledger.testing import serve_http
 from worker.agent import AgentExecutor
+from worker.agent.browser import ChromiumHost
+from worker.agent.settings import ExecutorConfig
 from worker.ports import StepResult
 
 from ..executor.conftest import RecordingSink, make_job
@@ -42,7 +47,18 @@ PAGES = {
     "/popup": '<script>const w = window.open("{target}/popup");'
               "const t = setInterval(() => {{ try {{ w.document.body; }} catch (e) "
               "{{ clearInterval(t); done(); }} }}, 10);</script>",
+    "/eventsource": '<script>const es = new EventSource("{target}/events");'
+                    "es.onerror = es.onopen = () => {{ es.close(); done(); }};</script>",
+    "/worker": "<script>const w = new Worker(URL.createObjectURL(new Blob("
+               "['fetch(\"{target}/worker\").finally(() => postMessage(1))'],"
+               " {{type: 'text/javascript'}}))); w.onmessage = done;</script>",
+    # A service worker's requests leave from outside the page; its install fetches the target.
+    "/service-worker": "<script>navigator.serviceWorker.register('/sw.js').then(r => {{"
+                       " const w = r.installing; w.onstatechange = () => {{"
+                       " if (w.state !== 'installing') done(); }}; }});</script>",
 }
+SERVICE_WORKER = ("self.addEventListener('install', e => "
+                  "e.waitUntil(fetch('{target}/service-worker').catch(() => null)));")
 DONE = "<p id=s>waiting</p><script>function done() {{ document.getElementById('s')" \
        ".textContent = 'done'; }}</script>"
 
@@ -85,6 +101,14 @@ def _site_handler(target: Target) -> Callable[..., BaseHTTPRequestHandler]:
                 self.send_header("Location", f"{target.url}/landing")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                return
+            if self.path == "/sw.js":
+                body = SERVICE_WORKER.format(target=target.url).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/javascript")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
                 return
             template = PAGES.get(self.path, "<p>home</p>")
             page = (DONE + template).format(
@@ -218,3 +242,81 @@ def _addresses(name: str) -> list[str]:
         return [str(info[4][0]) for info in socket.getaddrinfo(name, 80)]
     except OSError:
         return []
+
+
+WEBRTC = ("<script>const pc = new RTCPeerConnection({{iceServers: [{{urls: "
+          "'stun:127.0.0.2:{port}'}}]}}); pc.createDataChannel('x');"
+          "pc.onicecandidate = e => {{ if (!e.candidate) done(); }};"
+          "pc.createOffer().then(o => pc.setLocalDescription(o));</script>")
+
+
+async def test_webrtc_sends_no_udp_around_the_proxy(make_executor: MakeExecutor) -> None:
+    # Without the switches in worker.agent.sandbox.EGRESS_ARGS, Chromium sends this STUN
+    # binding request straight to the UDP socket (tried by hand with the same page), even
+    # with a proxy configured: the default policy's proxy would never see it.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.2", 0))
+        udp.setblocking(False)
+        page = (DONE + WEBRTC).format(port=udp.getsockname()[1])
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body = f"<!doctype html><title>rtc</title>{page}".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        executor = make_executor(screenshots="off", traces="off")
+        sink = RecordingSink()
+        with serve_http(Handler, "rtc-site") as site:
+            outcome = await executor.execute(make_job(f"{site}/", [WAIT_DONE]), sink)
+        try:
+            leaked = udp.recvfrom(2048)[0]
+        except BlockingIOError:
+            leaked = b""
+        assert leaked == b"", "a STUN request went around the proxy"
+        assert outcome.status == "passed", outcome.error  # ICE gathering finished
+
+
+@pytest.mark.parametrize("name", ["localhost.", "LocalHost"])
+async def test_a_blocked_navigation_is_named_however_its_host_is_written(
+    servers: tuple[str, Target], make_executor: MakeExecutor, name: str,
+) -> None:
+    site, _target = servers
+    executor = make_executor(navigation_policy="public", screenshots="off", traces="off")
+    sink = RecordingSink()
+    outcome = await executor.execute(
+        make_job(site.replace("127.0.0.1", name), [WAIT_DONE]), sink)
+    assert outcome.status == "failed"
+    assert outcome.error and "NAVIGATION_POLICY=public blocked navigation to localhost:" \
+        in outcome.error, outcome.error
+    assert sink.results[0].details["error_kind"] == "navigation-blocked"
+
+
+async def test_loopback_goes_through_the_proxy_whatever_playwright_s_environment(
+    servers: tuple[str, Target], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With this variable Playwright stops adding "<-loopback>" to an empty bypass list, and
+    # Chromium then sends loopback requests around the proxy; the worker names it itself.
+    monkeypatch.setenv("PLAYWRIGHT_DISABLE_FORCED_CHROMIUM_PROXIED_LOOPBACK", "1")
+    site, target = servers
+    config = ExecutorConfig(artifacts_dir=tmp_path / "artifacts", navigation_policy="public",
+                            navigation_allow=_allow(site), screenshots="off", traces="off",
+                            step_timeout_seconds=10.0)
+    chromium = ChromiumHost(config)
+    await chromium.open()
+    try:
+        executor = AgentExecutor(config, artifacts=FileArtifactStore(config.artifacts_dir),
+                                 memory=None, advisor=None, host=chromium)
+        sink = RecordingSink()
+        outcome = await executor.execute(make_job(f"{site}/fetch", [WAIT_DONE]), sink)
+    finally:
+        await chromium.close()
+    assert outcome.status == "passed", outcome.error
+    assert target.requests == []
+    assert _blocked(sink.results)

@@ -86,3 +86,16 @@ def test_a_password_file_others_can_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedError, match=r"x.password must belong to uid \d+ and be "
                                             r"readable by it alone"):
         server_password(tmp_path / "x")
+
+
+def test_a_password_is_generated_once_owner_only_and_an_empty_file_is_refused(
+        tmp_path: Path) -> None:
+    from runledger.embedded import EmbeddedError, server_password
+
+    first = server_password(tmp_path / "x")
+    assert server_password(tmp_path / "x") == first and len(first) >= 24
+    assert _owner_only(tmp_path / "x.password")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.password"]  # no staging left
+    (tmp_path / "y.password").touch(mode=0o600)  # what a crash mid-write used to leave
+    with pytest.raises(EmbeddedError, match=r"y.password is empty; remove it"):
+        server_password(tmp_path / "y")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -55,6 +56,13 @@ def test_redaction_covers_encodings_and_nesting() -> None:
             "list": ["say {{secrets.PW}}", ("{{secrets.PW}}",)]}
 
 
+
+def test_a_secret_in_a_url_reaches_the_server_as_written() -> None:
+    token = "p@ss w!rd&x=1+2#3"
+    url = RunSecrets({"TOKEN": SecretStr(token)}).reveal(
+        "http://h/?t={{secrets.TOKEN}}&u=1", url=True)
+    assert parse_qs(urlsplit(url).query) == {"t": [token], "u": ["1"]}
+
 async def test_the_llm_plug_in_sees_references_not_values() -> None:
     seen: list[AdviceRequest] = []
 
@@ -74,3 +82,14 @@ async def test_the_llm_plug_in_sees_references_not_values() -> None:
         snapshot='- textbox "Password": hunter22', candidates=["hunter22"]))
     [request] = seen
     assert "hunter22" not in repr(request) and "{{secrets.PW}}" in request.snapshot
+
+
+def test_a_value_cut_short_is_redacted_where_the_cut_text_ends() -> None:
+    secrets = RunSecrets({"KEY": SecretStr("key-0123456789")})
+    secrets.reveal("{{secrets.KEY}}")
+    assert secrets.redact("closest visible text: 'your key-01234'") == \
+        "closest visible text: 'your {{secrets.KEY}}'"
+    assert secrets.redact(["label key-0123", 'said "key-012…"']) == \
+        ["label {{secrets.KEY}}", 'said "{{secrets.KEY}}…"']
+    # Not at a cut, or too short to say: left alone.
+    assert secrets.redact("a key-0123 in a sentence, a key") == "a key-0123 in a sentence, a key"

@@ -115,6 +115,34 @@ async def test_the_test_page_shows_results_and_flakiness(
         browsing.assert_clean()
 
 
+async def test_the_run_page_shows_a_retried_run_s_attempts_and_flaky(
+    make_stack: MakeStack, browsing: Browsing
+) -> None:
+    async with make_stack() as stack:
+        created = await stack.http.post("/tests", json={
+            "name": "Retried", "url": "http://127.0.0.1:9/", "retries": 1,
+            "definition": {"steps": PASSING}})
+        assert created.status_code == 201, created.text
+        first = await stack.queue(str(created.json()["id"]))
+        page = await browsing.page()
+        await page.goto(f"{stack.url}/ui/runs/{first}")
+        await expect(page.locator("#status .badge")).to_have_text("queued")
+        await finish(stack, first, "failed")
+        # The retries follower queues attempt 2; the failed run's page links to it.
+        second = page.locator("#facts .attempts a", has_text="#2")
+        await expect(second).to_have_text("#2 queued")
+        await second.click()
+        await expect(page.locator("#facts .attempts [aria-current=page]")).to_have_text(
+            "#2 queued")
+        second_id = page.url.rsplit("/", 1)[-1]
+        await finish(stack, second_id, "passed")
+        await expect(page.locator("#status .badge")).to_have_text("passed")
+        await expect(page.locator("#facts .attempts")).to_contain_text("#1 failed")
+        await expect(page.locator("#facts .badge.flaky")).to_have_text("flaky")
+        await browsing.shot(page, "run-retried")
+        browsing.assert_clean()
+
+
 async def enter_key(page: Page, key: str) -> None:
     dialog = page.get_by_role("dialog", name="API key needed")
     await expect(dialog).to_be_visible()

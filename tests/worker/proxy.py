@@ -1,6 +1,7 @@
-"""A TCP proxy in front of PostgreSQL that a test can cut — every connection through it is
-reset and new ones are refused until it is restored: a dropped connection, for real — or
-arm to lose one reply after the server committed (``lose_reply``)."""
+"""A TCP proxy in front of PostgreSQL (or Redis) that a test can cut — every connection
+through it is reset and new ones are refused until it is restored: a dropped connection, for
+real — or arm to lose one reply after the server committed (``lose_reply``, PostgreSQL
+only), or point at another server (``retarget``: a restart on a new port)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ class CuttableProxy:
         self.reply_lost.clear()
         self.read_failed.clear()
 
+    def retarget(self, target_url: str) -> None:
+        """Connect new connections to ``target_url`` from now on (open ones stay)."""
+        parts = urlsplit(target_url)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+
     async def restore(self) -> None:
         await self.start()
 
@@ -74,12 +80,19 @@ class CuttableProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self._server is None:  # accepted just before a cut
+            writer.transport.abort()
+            return
+        self._writers.add(writer)  # a cut while connecting upstream resets it too
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._target)
         except OSError:
             writer.transport.abort()
             return
-        self._writers.update((writer, up_writer))
+        if writer.transport.is_closing():
+            up_writer.transport.abort()
+            return
+        self._writers.add(up_writer)
         link = _Link(writer, up_writer)
         pipes = [asyncio.create_task(self._upstream(reader, link)),
                  asyncio.create_task(self._downstream(up_reader, link))]

@@ -28,6 +28,7 @@ from tests.worker.conftest import (
     wait_row,
     wait_until,
 )
+from tests.worker.proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
 
@@ -241,6 +242,63 @@ async def test_a_killed_workers_run_is_named_lost_by_a_busy_workers_recovery(
     await wait_until(lambda: _is_zero(pending_entries(redis)), what="the jobs to be acked")
     busy.proc.send_signal(signal.SIGTERM)
     assert await busy.exit_code(15) == 0
+
+
+@pytest.mark.usefixtures("projector")
+async def test_a_redis_outage_longer_than_the_lease_ends_only_the_killed_workers_run(
+    spawn: Callable[..., Any], store: PgEventStore, pool: asyncpg.Pool, redis: aioredis.Redis,
+    redis_url: str,
+) -> None:
+    """Redis unreachable (a cut proxy) for longer than CLAIM_IDLE_SECONDS (1 s here) stops
+    every worker's renewals, and one worker is killed meanwhile. When Redis answers again
+    the killed worker's run is named lost; the live worker's run, whose lease Redis also
+    shows overdue, is left alone by every recovery pass and by the worker reclaiming its
+    job (nothing is judged until Redis was back for CLAIM_IDLE_SECONDS), and passes."""
+    proxy = CuttableProxy(redis_url)
+    await proxy.start()
+    try:
+        # Gates stay on the real server: the runs themselves need no Redis.
+        through = {"redis_url": proxy.url, "scripted_redis_url": redis_url,
+                   "worker_concurrency": 1}
+        live = await spawn(**through)
+        kept_gate, lost_gate = gate_name(), gate_name()
+        kept = await queue_run(store, "pass", f"gate {kept_gate}", "pass")
+        await reached(redis, kept_gate)
+        doomed = await spawn(**through)
+        lost = await queue_run(store, f"gate {lost_gate}", "pass")
+        await reached(redis, lost_gate)
+        judge = await spawn(**through)  # a free slot: it reclaims overdue jobs at once
+        await proxy.cut()
+        doomed.proc.send_signal(signal.SIGKILL)
+        assert await doomed.exit_code(10) == -signal.SIGKILL
+        await live.logged("Could not refresh held jobs")
+
+        async def both_leases_overdue() -> bool:
+            pending = await redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", 10)
+            return len(pending) == 2 and all(
+                int(p["time_since_delivered"]) >= 1500 for p in pending)
+
+        await wait_until(both_leases_overdue, within=20, what="the outage to outlast leases")
+        await proxy.restore()
+        row = await wait_row(pool, lost, "failed", within=30)
+        assert row["error"].startswith(f"worker {doomed.name} was lost: its lease")
+
+        # Judged by then, and the live worker's run was not ended: it had renewed its lease.
+        assert await event_types(store, kept) == ["queued", "started", "step"]
+
+        async def doubt_logged() -> bool:
+            return any("Not judging" in w.text() for w in (live, judge))
+
+        await wait_until(doubt_logged, what="a worker to hold off judging after the outage")
+        await release(redis, kept_gate)
+        await wait_row(pool, kept, "passed", within=30)
+        assert "timed-out" not in await event_types(store, kept)
+        await wait_until(lambda: _is_zero(pending_entries(redis)), what="the jobs to be acked")
+        for worker in (live, judge):
+            worker.proc.send_signal(signal.SIGTERM)
+            assert await worker.exit_code(15) == 0
+    finally:
+        await proxy.close()
 
 
 @pytest.mark.usefixtures("projector")

@@ -4,7 +4,9 @@ keeping jobs fresh, leases, acknowledgement and dead letters."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,7 +14,9 @@ import redis.asyncio as aioredis
 from redis import exceptions as rex
 
 from ledger.streams import DEAD, QUEUE, WORKER_GROUP
+from runledger.embedded import start_valkey
 from tests.worker.conftest import wait_until
+from tests.worker.proxy import CuttableProxy
 from worker.errors import (
     GroupMissing,
     MalformedJob,
@@ -215,3 +219,106 @@ def test_other_refusals_are_queue_errors() -> None:
     refused = translate(rex.ResponseError("WRONGTYPE Operation against a key holding the "
                                           "wrong kind of value"))
     assert type(refused) is QueueError
+
+
+@pytest.mark.integration
+async def test_no_lease_lapses_until_a_restarted_redis_was_up_for_claim_idle(
+    tmp_path: Path,
+) -> None:
+    """A restart that this process never noticed (its connection came back quietly, as
+    redis-py's retries make it) reloads the pending list with the old delivery times, so
+    every lease shows overdue though live workers could not renew. None is judged lapsed
+    until the server was up for CLAIM_IDLE_SECONDS; then the one nobody renewed is. (The
+    proxy stands for the server's address across the restart.)"""
+    # Snapshots on stop: the pending list, delivery times included, survives the restart.
+    first = start_valkey(tmp_path / "valkey")
+    second = None
+    proxy = CuttableProxy(first.url)
+    await proxy.start()
+    client = aioredis.from_url(proxy.url, decode_responses=True)
+    try:
+        # 2 s: the restarted server answers well within that, however loaded the machine.
+        judge, ghost = make_queue(client, "judge", idle=2), make_queue(client, "ghost", idle=2)
+        await judge.ensure_group()
+        await client.xadd(QUEUE, {"run_id": str(uuid.uuid4()), "attempt": "1"})
+        [job] = await ghost.read(1)  # then never renewed: the ghost died
+
+        async def judged_lapsed() -> bool:
+            leases = await judge.leases()
+            return leases.doubt is None and [lease.lapsed for lease in leases] == [True]
+
+        await wait_until(judged_lapsed, within=10, what="the lease to lapse with Redis up")
+        first.stop()
+        second = start_valkey(tmp_path / "valkey")  # the same data (and password), a new port
+        proxy.retarget(second.url)
+        await client.connection_pool.disconnect()
+        leases = await judge.leases()
+        assert [(lease.entry_id, lease.overdue, lease.lapsed) for lease in leases] == [
+            (job.entry_id, True, False)]
+        assert leases.doubt is not None
+        assert re.search(r"the Redis server has been up for [01]s only \(restarted\)",
+                         leases.doubt), leases.doubt
+        await wait_until(judged_lapsed, within=10, what="the lease to lapse once Redis was up")
+    finally:
+        await client.aclose()
+        await proxy.close()
+        for server in (first, second):
+            if server is not None:
+                server.stop()
+
+
+@pytest.mark.integration
+async def test_no_lease_lapses_until_this_process_had_answers_for_claim_idle(
+    redis: aioredis.Redis,
+) -> None:
+    """A judge that just started, or just lost Redis, does not know whether workers could
+    renew meanwhile: it judges nothing until Redis has answered it for CLAIM_IDLE_SECONDS."""
+    ghost = make_queue(redis, "ghost", idle=0.3)
+    await ghost.ensure_group()
+    await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4()), "attempt": "1"})
+    await ghost.read(1)
+    await wait_until(lambda: _overdue(redis, 300), within=5, what="the lease to be overdue")
+    judge = RedisRunQueue(redis, "judge", claim_idle_seconds=1, block_seconds=0.05)
+    leases = await judge.leases()
+    assert leases.doubt is not None and "without a break" in leases.doubt
+    assert [lease.lapsed for lease in leases] == [False]
+
+    async def judged() -> bool:
+        return (await judge.leases()).doubt is None
+
+    await wait_until(judged, within=5, what="the judge to trust Redis")
+    assert [lease.lapsed for lease in await judge.leases()] == [True]
+
+
+async def _overdue(redis: aioredis.Redis, idle_ms: int) -> bool:
+    pending = await redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", 10)
+    return bool(pending) and all(int(p["time_since_delivered"]) >= idle_ms for p in pending)
+
+
+@pytest.mark.integration
+async def test_a_server_refusing_info_leaves_the_judge_its_own_contact(
+    redis: aioredis.Redis, redis_url: str,
+) -> None:
+    """An ACL user without INFO: no uptime to check, leases are judged on this process's
+    own contact with Redis rather than failing every recovery pass."""
+    user = f"no-info-{uuid.uuid4().hex[:6]}"
+    await redis.acl_setuser(user, enabled=True, passwords=["+secret-for-test"],
+                            keys=["*"], channels=["*"], commands=["+@all", "-info"])
+    url = redis_url.split("://", 1)[1].rsplit("@", 1)[-1]
+    client = aioredis.from_url(f"redis://{user}:secret-for-test@{url}", decode_responses=True)
+    try:
+        with pytest.raises(rex.NoPermissionError):
+            await client.info("server")
+        judge = make_queue(client, "judge", idle=0.3)
+        await judge.ensure_group()
+        await client.xadd(QUEUE, {"run_id": str(uuid.uuid4()), "attempt": "1"})
+        await make_queue(client, "ghost", idle=0.3).read(1)
+
+        async def judged_lapsed() -> bool:
+            leases = await judge.leases()
+            return leases.doubt is None and [lease.lapsed for lease in leases] == [True]
+
+        await wait_until(judged_lapsed, within=5, what="the lease to lapse")
+    finally:
+        await client.aclose()
+        await redis.acl_deluser(user)

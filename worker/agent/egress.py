@@ -3,12 +3,12 @@ only where ``NAVIGATION_POLICY`` allows.
 
 Chromium's own checks cannot enforce the policy: request routing sees a URL, not the address
 a redirect, a subresource or a rebinding DNS name finally reaches. So each run's browser
-context is pointed at its own ``EgressProxy`` (loopback included: Playwright adds
-``<-loopback>`` to an empty bypass list), which resolves the host itself, judges every
-address it would connect to (``NavigationPolicy.judge_address``) and connects to exactly
-the address it judged. HTTPS and WebSockets arrive as ``CONNECT`` tunnels; plain HTTP as
-absolute-form requests, forwarded one per connection so a kept-alive client connection can
-never carry a second request to the first request's upstream.
+context is pointed at its own ``EgressProxy`` (loopback included: ``<-loopback>``), which
+resolves the host itself, judges every address it would connect to
+(``NavigationPolicy.judge_address``) and connects to exactly the address it judged. HTTPS
+and WebSockets arrive as ``CONNECT`` tunnels; plain HTTP as absolute-form requests,
+forwarded one per connection so a kept-alive client connection can never carry a second
+request to the first request's upstream.
 
 What it refused and what it could not reach is kept (``take``) so the session can fail a
 blocked navigation naming the host and list blocked subresources in the step's details.
@@ -107,8 +107,10 @@ class EgressProxy:
         return f"http://127.0.0.1:{port}"
 
     def playwright_proxy(self) -> dict[str, str]:
-        """Playwright's ``proxy`` option for a context: no bypass at all (loopback too)."""
-        return {"server": self.url, "bypass": ""}
+        """Playwright's ``proxy`` option for a context: no bypass at all. Chromium bypasses
+        loopback unless told ``<-loopback>``; Playwright adds it to an empty list only while
+        ``PLAYWRIGHT_DISABLE_FORCED_CHROMIUM_PROXIED_LOOPBACK`` is unset, so it is named here."""
+        return {"server": self.url, "bypass": "<-loopback>"}
 
     def take(self) -> list[Refusal]:
         """What was refused since the last call, oldest first."""
@@ -409,4 +411,8 @@ def _host_port(url: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     default = 443 if parts.scheme in ("https", "wss") else 80
-    return parts.hostname, port if port is not None else default
+    try:  # as the proxy names it in its refusals: "localhost." is "localhost"
+        host = str(parse_host(parts.hostname))
+    except InvalidHost:
+        return None
+    return host, port if port is not None else default

@@ -98,7 +98,9 @@ class PopupGuard:
             self._events.append({"kind": "consent", "name": name, "action": "failed",
                                  "via": via, "error": _first_line(exc)})
             return False
-        log.info("dismissed the %s consent banner (%s) url=%s", name, via, self._page.url)
+        # Without query or fragment: they may carry a revealed {{secrets.NAME}}.
+        log.info("dismissed the %s consent banner (%s) url=%s", name, via,
+                 self._page.url.split("?", 1)[0].split("#", 1)[0])
         self._events.append({"kind": "consent", "name": name, "action": "accepted", "via": via})
         return True
 

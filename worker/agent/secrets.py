@@ -16,6 +16,7 @@ Traces record typed values in their DOM snapshots, so a run that uses secrets re
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import replace
@@ -31,6 +32,8 @@ from worker.agent.llm import Advice, AdviceRequest, LocatorAdvisor
 
 ENV_PREFIX = "RUNLEDGER_SECRET_"
 MASK = "***"
+#: the fewest first characters of a value, cut short, that are still redacted
+MIN_CUT_CHARS = 4
 T = TypeVar("T")
 
 
@@ -83,6 +86,8 @@ class RunSecrets:
         self._values = values
         # value as it may appear (raw, URL-encoded, repr-escaped) -> what is shown instead
         self._masks: dict[str, str] = {}
+        # value -> its first characters where a cut text ends, and what is shown instead
+        self._cuts: dict[str, tuple[re.Pattern[str], str]] = {}
         self.used: list[str] = []
 
     @staticmethod
@@ -93,9 +98,14 @@ class RunSecrets:
             found += [n for n in secret_refs.names(text) if n not in found]
         return found
 
-    def reveal(self, text: str) -> str:
+    def reveal(self, text: str, *, url: bool = False) -> str:
         """``text`` with its references replaced by their values; ``UnknownSecret`` naming
-        the first one this worker lacks (nothing is typed then)."""
+        the first one this worker lacks (nothing is typed then).
+
+        In a ``url`` each value is percent-encoded whole: a raw ``&``, ``#`` or ``+`` would
+        change what the server reads, and Chromium re-encodes a raw value its own way (``@``
+        kept, a space as ``%20``), a spelling ``redact`` would not recognise in the page's
+        URL."""
         for name in secret_refs.names(text):
             if name not in self._values:
                 raise UnknownSecret(
@@ -106,7 +116,11 @@ class RunSecrets:
             self._mask(self._values[name].get_secret_value(), secret_refs.reference(name))
             if name not in self.used:
                 self.used.append(name)
-        return secret_refs.substitute(text, lambda n: self._values[n].get_secret_value())
+        def value_of(name: str) -> str:
+            value = self._values[name].get_secret_value()
+            return quote(value, safe="") if url else value
+
+        return secret_refs.substitute(text, value_of)
 
     def mask(self, value: str) -> None:
         """Show ``value`` (typed without a reference) as ``***`` from now on."""
@@ -118,6 +132,12 @@ class RunSecrets:
         for variant in (value, quote(value, safe=""), quote(value), quote_plus(value),
                         repr(value)[1:-1]):
             self._masks.setdefault(variant, shown)
+        if len(value) > MIN_CUT_CHARS and value not in self._cuts:
+            # What the run records is often cut short (a quoted line at 200 characters, a
+            # label at 80): a value cut there leaves its first characters, just before the
+            # end of the text or the quote closing it.
+            prefixes = (re.escape(value[:n]) for n in range(len(value) - 1, MIN_CUT_CHARS - 1, -1))
+            self._cuts[value] = (re.compile(f"(?:{'|'.join(prefixes)})(?=$|['\"…])"), shown)
 
     @property
     def active(self) -> bool:
@@ -140,6 +160,8 @@ class RunSecrets:
             for secret in sorted(self._masks, key=len, reverse=True):
                 if secret in value:
                     value = value.replace(secret, self._masks[secret])
+            for pattern, shown in self._cuts.values():
+                value = pattern.sub(shown, value)
             return value
         if isinstance(value, dict):
             return {self._redact(k): self._redact(v) for k, v in value.items()}

@@ -190,7 +190,7 @@ class RunSession:
         worker lacks); a literal typed into a password field masked from now on, with a
         warning. (Its trace is kept: the value is in the test definition already, which
         is what the warning says to fix.)"""
-        revealed = self._secrets.reveal(value)
+        revealed = self._secrets.reveal(value, url=element is None)
         if element is None or revealed != value or not value or not await _is_password(element):
             return revealed
         self._secrets.mask(value)
@@ -401,10 +401,25 @@ def recall_texts(step: Step) -> tuple[str, str | None]:
     return recordable(step.instruction), recordable(step.value) if step.value else step.value
 
 
+#: The raw text of every text node besides ``innerText``, which reports CSS
+#: ``text-transform``'s result (an upper-cased secret would not match); and every open shadow
+#: root, which neither reaches from the document (a web component previewing a password
+#: field). Scripts and styles are not shown: a page's own script may hold the value.
 SHOWS_VALUE_JS = """values => {
-  const seen = [document.title, document.documentElement ? document.documentElement.innerText : ''];
-  for (const e of document.querySelectorAll('input, textarea, select'))
-    if (e.type !== 'password') seen.push(e.value || '');
+  const seen = [document.title,
+                document.documentElement ? document.documentElement.innerText : ''];
+  const hidden = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
+  const visit = scope => {
+    const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode())
+      if (!hidden.has(node.parentNode && node.parentNode.nodeName)) seen.push(node.data);
+    for (const e of scope.querySelectorAll('*')) {
+      if (e.shadowRoot) visit(e.shadowRoot);
+      if (['INPUT', 'TEXTAREA', 'SELECT'].includes(e.tagName) && e.type !== 'password')
+        seen.push(e.value || '');
+    }
+  };
+  visit(document);
   const text = seen.join('\\n');
   return values.some(v => text.includes(v));
 }"""

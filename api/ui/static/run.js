@@ -12,7 +12,7 @@ const run = {
   version: 0, status: "loading", testId: null, testName: null, attempt: null,
   queuedAt: null, startedAt: null, endedAt: null, durationMs: null, worker: null,
   error: null, errorKind: null, errorStep: null, planned: [], results: new Map(),
-  ended: false,
+  ended: false, attempts: null, flaky: false,
 };
 
 function statusOf(event) {
@@ -72,7 +72,7 @@ function renderHead() {
   facts.replaceChildren(
     ...fact("Test", run.testId ? el("a", { href: `../tests/${run.testId}`, text: run.testName || run.testId }) : "–"),
     ...fact("Run", el("code", { text: runId })),
-    ...fact("Attempt", run.attempt ?? "–"),
+    ...fact("Attempt", attemptsView()),
     ...fact("Queued", timeElement(run.queuedAt)),
     ...fact("Started", timeElement(run.startedAt)),
     ...fact("Finished", timeElement(run.endedAt)),
@@ -204,6 +204,37 @@ function openViewer(url, label) {
   viewer.showModal();
 }
 
+// A failed run of a test with `retries` is queued again as its next attempt, a run of its
+// own: the head lists every attempt with a link, and says "flaky" when the last one passed.
+function attemptsView() {
+  if (!run.attempts || run.attempts.length < 2) return String(run.attempt ?? "–");
+  const items = run.attempts.map((a) => el("li", {},
+    a.run_id === runId
+      ? el("strong", { text: `#${a.attempt} ${a.status}`, "aria-current": "page" })
+      : el("a", { href: encodeURIComponent(a.run_id), text: `#${a.attempt} ${a.status}` })));
+  return [el("ol", { class: "attempts" }, ...items),
+    run.flaky ? el("span", { class: "badge flaky", text: "flaky" }) : null];
+}
+
+let attemptsAsked = 0;
+async function loadAttempts() {
+  try {
+    const body = await api(`/runs/${runId}/attempts`);
+    Object.assign(run, { attempts: body.items, flaky: body.flaky });
+    renderHead();
+    // A retry is queued by a follower a moment after this run failed: while this run is the
+    // last attempt and failed, ask again a few times rather than keep a stream open for it.
+    const last = body.items[body.items.length - 1];
+    if (run.ended && last && last.run_id === runId && last.status === "failed"
+        && attemptsAsked < 5) {
+      attemptsAsked += 1;
+      setTimeout(loadAttempts, 1000);
+    }
+  } catch (error) {
+    showError(error);
+  }
+}
+
 function render() {
   renderHead();
   renderSteps();
@@ -229,7 +260,10 @@ document.getElementById("cancel").addEventListener("click", async (event) => {
 const connection = document.getElementById("connection");
 follow(`/runs/${runId}/stream`, {
   onMessage(message) {
-    if (apply(message.data)) render();
+    if (!apply(message.data)) return;
+    render();
+    const type = message.data.type;
+    if (type === "queued" || TERMINAL.has(type)) loadAttempts();
   },
   onState(state, error) {
     connection.textContent = { live: "live", ended: "", reconnecting: "reconnecting…" }[state] ?? "";
