@@ -2,12 +2,14 @@
 
 A ``Follower`` is a name and an ``apply(conn, events)`` function. ``FollowerRunner`` runs one:
 
-1. **Lock.** It takes the session-level advisory lock named after the follower on a
-   dedicated connection, held while active, which it also uses for all its reads and
-   batches (no pool round trips on the hot path; if that connection dies, the lock and the
-   work stop together). Without the lock it stands by and tries again every
-   ``standby_retry_seconds``; when the active process dies, its connection and lock go with
-   it and a standby takes over.
+1. **Lease.** It takes the follower's lease (``follower_leases``) on a dedicated
+   connection, which it also uses for all its reads and batches (no pool round trips on the
+   hot path), and renews it every ``lease_seconds / 3`` between batches: renewing is how it
+   shows progress. Without the lease it stands by and tries again every
+   ``standby_retry_seconds``. A standby takes the lease over when it expired (the holder
+   hangs: SIGSTOP, a stalled host, a stuck loop) or when the holder's PostgreSQL session is
+   gone (it died: no need to wait for the expiry). A holder that finds its lease taken steps
+   down; a clean stop releases it.
 2. **Resume** from the follower's row in ``follower_checkpoints``.
 3. **Tail** the log in commit order (``ledger.store.read_log_entries``), ``batch_size`` rows at
    a time, sleeping on the shared ``LogListener`` (NOTIFY, with a polling fallback) when
@@ -20,12 +22,13 @@ A ``Follower`` is a name and an ``apply(conn, events)`` function. ``FollowerRunn
    (effects outside PostgreSQL, e.g. Redis) applies first and then compare-and-sets the
    checkpoint: at least once, so its effects must be idempotent.
 
-The check-and-move of the checkpoint is what makes the lock a mere optimisation: if an
-instance loses its lock late (network partition) or a rebuild swaps tables and moves the
-checkpoint, the stale batch is rolled back (or not recorded) and the runner resumes from
-the checkpoint it finds. A stale transactional batch may fail on the new tables before its
-compare-and-set runs (a duplicate key: they already hold it); a failed batch whose
-checkpoint has moved therefore counts as stale too, not as a permanent failure.
+The check-and-move of the checkpoint is the fence that makes the lease safe: it also checks
+that this runner still holds the lease, so a holder that wakes up after a standby took over
+(SIGCONT, a healed partition) has its batch rolled back (or not recorded) and steps down; a
+rebuild that swaps tables and moves the checkpoint makes the stale batch fail the same way,
+and the runner resumes from the checkpoint it finds. A stale transactional batch may fail on
+the new tables before its compare-and-set runs (a duplicate key: they already hold it); a
+failed batch whose checkpoint has moved therefore counts as stale too, not as a permanent failure.
 Connection-level failures (PostgreSQL or Redis) are retried with backoff from the
 checkpoint.
 
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
@@ -125,8 +129,8 @@ class ReadModel:
                         tables=self.tables, reapply=self.reapply)
 
 
-class _LockLost(Exception):
-    """The dedicated connection holding the advisory lock is gone."""
+class _LeaseLost(Exception):
+    """Another instance holds the lease now (this one hung), or the connection is gone."""
 
 
 class _CheckpointMoved(Exception):
@@ -148,9 +152,14 @@ class FollowerRunner:
     stop: asyncio.Event
     batch_size: int = 500
     standby_retry_seconds: float = 1.0
+    #: how long the lease lasts without renewal: a hung holder is replaced after this long
+    lease_seconds: float = 10.0
     retry: Backoff = APPLY_RETRY
-    #: holds the follower's lock and applies batches (else it stands by)
+    #: holds the follower's lease and applies batches (else it stands by)
     active: bool = field(default=False, init=False)
+    #: who this runner is in ``follower_leases`` (unique per runner and start)
+    holder: str = field(default_factory=lambda: uuid.uuid4().hex, init=False)
+    _next_renewal: float = field(default=0.0, init=False)
     # Non-transactional followers: the checkpoint saved in PostgreSQL, and how far the
     # follower's effects really are (ahead of it between saves).
     _saved: int = field(default=0, init=False)
@@ -160,6 +169,8 @@ class FollowerRunner:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be > 0, got {self.lease_seconds}")
 
     @property
     def name(self) -> str:
@@ -169,22 +180,27 @@ class FollowerRunner:
         """Stand by or follow until ``stop``; raises ``FollowerError`` when something other
         than an event fails for good (see the module docstring)."""
         while not self.stop.is_set():
-            lock = await self._acquire_lock()
-            if lock is None:
+            conn = await self._acquire_lease()
+            if conn is None:
                 return
             try:
-                await self._follow(lock)
-                await self._save_on_the_way_out(lock)
-            except _LockLost:
-                log.warning("follower %s: lost its lock connection; standing by", self.name)
+                await self._follow(conn)
+                await self._save_on_the_way_out(conn)
+                await self._release(conn)
+            except _LeaseLost as exc:
+                log.warning("follower %s: lost its lease (%s); standing by", self.name, exc)
             finally:
                 self.active = False
-                await close_quietly(lock)
+                await close_quietly(conn)
 
-    # -- the lock ---------------------------------------------------------------------------
+    # -- the lease --------------------------------------------------------------------------
 
-    async def _acquire_lock(self) -> asyncpg.Connection | None:
-        """The connection holding this follower's lock, or None once ``stop`` is set."""
+    @property
+    def renew_every(self) -> float:
+        return self.lease_seconds / 3
+
+    async def _acquire_lease(self) -> asyncpg.Connection | None:
+        """The connection that took this follower's lease, or None once ``stop`` is set."""
         conn: asyncpg.Connection | None = None
         announced = False
         try:
@@ -193,10 +209,13 @@ class FollowerRunner:
                     if conn is None or conn.is_closed():
                         conn = await connect(self.dsn, application_name=f"runledger {self.name}")
                     with translated():
-                        locked = await conn.fetchval(Q["try_lock"], self.name)
-                    if locked:
-                        log.info("follower %s: active (lock acquired)", self.name)
+                        epoch = await conn.fetchval(Q["take_lease"], self.name, self.holder,
+                                                    self.lease_seconds)
+                    if epoch is not None:
+                        log.info("follower %s: active (lease acquired, epoch %d)",
+                                 self.name, epoch)
                         self.active = True
+                        self._next_renewal = self._clock() + self.renew_every
                         found, conn = conn, None
                         return found
                     if not announced:
@@ -213,6 +232,34 @@ class FollowerRunner:
         finally:
             await close_quietly(conn)
 
+    async def _renew(self, conn: asyncpg.Connection, *, now: bool = False) -> None:
+        """Renew the lease when due (or ``now``); ``_LeaseLost`` when it was taken over."""
+        clock = self._clock()
+        if not now and clock < self._next_renewal:
+            return
+        try:
+            with translated():
+                epoch = await conn.fetchval(Q["renew_lease"], self.name, self.holder,
+                                            self.lease_seconds)
+        except StoreError as exc:
+            raise _LeaseLost(f"cannot renew it: {exc}") from exc
+        if epoch is None:
+            raise _LeaseLost("another instance took it over")
+        self._next_renewal = clock + self.renew_every
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        if conn.is_closed():
+            return
+        try:
+            with translated():
+                await conn.execute(Q["release_lease"], self.name, self.holder)
+        except StoreError as exc:  # it expires on its own
+            log.warning("follower %s: lease not released on stopping: %s", self.name, exc)
+
+    @staticmethod
+    def _clock() -> float:
+        return asyncio.get_running_loop().time()
+
     # -- following ------------------------------------------------------------------------
 
     async def _follow(self, conn: asyncpg.Connection) -> None:
@@ -220,13 +267,19 @@ class FollowerRunner:
         failures = 0
         while not self.stop.is_set():
             if conn.is_closed():
-                raise _LockLost
+                raise _LeaseLost("its connection is closed")
             try:
+                # Renewing between batches, not from a side task: a holder that stops
+                # making progress stops renewing too, and is replaced.
+                await self._renew(conn)
                 if position is None:
                     position = await self._resume(conn)
                 position = await self._step(conn, position)
                 failures = 0
             except _CheckpointMoved:
+                # Moved by a rebuild, or fenced off because the lease was taken over: the
+                # renewal tells which.
+                await self._renew(conn, now=True)
                 log.info("follower %s: checkpoint moved by someone else; resuming from it",
                          self.name)
                 position = None
@@ -366,7 +419,7 @@ class FollowerRunner:
             async with conn.transaction():
                 await park(conn, self.name, entry, error, attempts=attempts, first_failure=first)
                 if await conn.fetchval(Q["advance_checkpoint"], self.name, position,
-                                       entry.notification_id) is None:
+                                       entry.notification_id, self.holder) is None:
                     raise _CheckpointMoved
 
     async def _apply_in_transaction(
@@ -383,7 +436,7 @@ class FollowerRunner:
                 # Last, so the row lock is held only for the commit. When it does not match,
                 # raising rolls the rows back with it.
                 if await conn.fetchval(
-                    Q["advance_checkpoint"], self.name, position, new_position
+                    Q["advance_checkpoint"], self.name, position, new_position, self.holder
                 ) is None:
                     raise _CheckpointMoved
         except (_CheckpointMoved, *TRANSIENT):
@@ -412,7 +465,7 @@ class FollowerRunner:
             return
         with translated():
             moved = await conn.fetchval(
-                Q["advance_checkpoint"], self.name, self._saved, self._applied)
+                Q["advance_checkpoint"], self.name, self._saved, self._applied, self.holder)
         if moved is None:
             raise _CheckpointMoved
         self._saved = self._applied

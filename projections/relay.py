@@ -19,6 +19,16 @@
   stream with holes is rewritten. Queued runs are enqueued again (after making sure the
   workers' group exists from id 0, so a worker re-creating it cannot skip them). The marker
   is also checked when idle, so a wipe is noticed without new events.
+* **The queue losing jobs.** The marker can survive while ``runs:queue`` does not (``DEL``,
+  eviction of that key alone). Each check also looks at the queue: a missing queue gets
+  the workers' group back and the queued runs of the log re-enqueued. (A queue without
+  the group — ``XGROUP DESTROY`` — needs nothing: its entries are the jobs no one
+  acknowledged, which trimming keeps, and workers create the group from id 0.) And
+  because a worker may re-create an empty queue before the relay looks, every
+  ``queued_repair_seconds / 2`` the relay also lists runs queued for longer than
+  ``queued_repair_seconds`` and enqueues again each one with no job waiting or delivered
+  (pending) in the group. A duplicate job is harmless: the worker skips a run
+  that is no longer queued, and two workers racing for one run resolve on its version.
 
 Errors: connection-level Redis failures raise ``RelayUnavailable`` (retried by the runner);
 anything else Redis refuses raises ``FollowerError``.
@@ -82,8 +92,10 @@ return current
 
 # Trims entries below the oldest one any group has not acknowledged: the smallest pending
 # id of a group, or just past its last delivered id when nothing is pending. In a script,
-# so no group can read or be created between the look and the trim.
+# so no group can read or be created — nor the queue be deleted — between the look and the
+# trim.
 _TRIM_QUEUE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 if #groups == 0 then return 0 end
 local best_ms, best_seq
@@ -122,10 +134,12 @@ class RedisRelay:
     trim_interval_seconds: float = 10.0
     check_interval_seconds: float = 1.0
     checkpoint_interval_seconds: float = 0.5
+    queued_repair_seconds: float = 60.0
     # How far Redis holds the log, and when the next upkeep is due (monotonic seconds).
     _position: int = field(default=0, init=False)
     _next_check: float = field(default=0.0, init=False)
     _next_trim: float = field(default=0.0, init=False)
+    _next_repair: float = field(default=0.0, init=False)
 
     def follower(self) -> Follower:
         return Follower(NAME, self.apply, transactional=False, activate=self.activate,
@@ -189,6 +203,9 @@ class RedisRelay:
         if now >= self._next_trim:
             self._next_trim = now + self.trim_interval_seconds
             await self.trim_queue()
+        if now >= self._next_repair:
+            self._next_repair = now + self.queued_repair_seconds / 2
+            await self.repair_queued()
 
     # -- Redis upkeep ---------------------------------------------------------------------
 
@@ -204,11 +221,85 @@ class RedisRelay:
             with translated():
                 async with self.pool.acquire() as conn:
                     await self._recover(conn, position, since, reason, set())
+        elif position > 0:
+            await self._check_queue(position)
+
+    async def _check_queue(self, position: int) -> None:
+        """The marker is intact: make sure the queue and the workers' group are too."""
+        groups = await self._queue_groups()
+        if groups is None:
+            log.warning("relay: %s is gone while the marker survived; re-enqueueing the "
+                        "queued runs of the log", QUEUE)
+            await self._ensure_group()
+            with translated():
+                async with self.pool.acquire() as conn:
+                    unfinished = await conn.fetch(Q["unfinished_runs"], position,
+                                                  _TERMINAL_TOPICS)
+                    queued = sorted(row["run_id"] for row in unfinished
+                                    if row["last_topic"] == _QUEUED_TOPIC)
+                    jobs = await self._requeue(await _first_events(conn, queued))
+            log.warning("relay: re-enqueued %d queued run(s)", jobs)
+
+    async def _queue_groups(self) -> list[dict[str, Any]] | None:
+        """``XINFO GROUPS`` of the queue, or None when the queue does not exist."""
+        try:
+            return list(await self.redis.xinfo_groups(QUEUE))
+        except redis_errors.ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return None
+            raise _translated(exc, "XINFO GROUPS") from exc
+        except (redis_errors.RedisError, OSError) as exc:
+            raise _translated(exc, "XINFO GROUPS") from exc
+
+    async def repair_queued(self) -> int:
+        """Enqueue again every run queued for longer than ``queued_repair_seconds`` that has
+        no job waiting or pending in the workers' group; returns how many."""
+        with translated():
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(Q["stale_queued_runs"], self.queued_repair_seconds,
+                                        _REPAIR_CHUNK)
+        if not rows:
+            return 0
+        waiting = await self._runs_with_jobs()
+        lost = sorted(row["run_id"] for row in rows if str(row["run_id"]) not in waiting)
+        if not lost:
+            return 0
+        with translated():
+            async with self.pool.acquire() as conn:
+                events = await _first_events(conn, lost)
+        jobs = await self._requeue(events)
+        for event in events:
+            log.warning("relay: run_id=%s queued for over %gs without a job in %s; enqueued "
+                        "again", event.run_id, self.queued_repair_seconds, QUEUE)
+        return jobs
+
+    async def _runs_with_jobs(self) -> set[str]:
+        """The run ids of the jobs waiting (not yet delivered) or pending (delivered, not
+        acknowledged) in the workers' group."""
+        groups = await self._queue_groups() or []
+        group = next((g for g in groups if g["name"] == WORKER_GROUP), None)
+        if group is None:
+            return set()
+        runs: set[str] = set()
+        start = f"({group['last-delivered-id']}"
+        while entries := await _call(self.redis.xrange(QUEUE, start, "+", count=_REPAIR_CHUNK)):
+            runs.update(fields.get("run_id", "") for _, fields in entries)
+            start = f"({entries[-1][0]}"
+        start = "-"
+        while pending := await _call(self.redis.xpending_range(
+                QUEUE, WORKER_GROUP, min=start, max="+", count=_REPAIR_CHUNK)):
+            look = self.redis.pipeline(transaction=False)
+            for entry in pending:
+                look.xrange(QUEUE, entry["message_id"], entry["message_id"])
+            for found in await _execute(look):
+                if isinstance(found, Exception):
+                    raise _translated(found, "XRANGE")
+                runs.update(fields.get("run_id", "") for _, fields in found)
+            start = f"({pending[-1]['message_id']}"
+        return runs
 
     async def trim_queue(self) -> int:
         """Trim ``runs:queue`` below every group's oldest unacknowledged entry."""
-        if not await _call(self.redis.exists(QUEUE)):
-            return 0
         trimmed = int(await _call(self.redis.eval(_TRIM_QUEUE, 1, QUEUE)))
         if trimmed:
             log.debug("relay: trimmed %d acknowledged job(s) from %s", trimmed, QUEUE)
@@ -280,22 +371,36 @@ class RedisRelay:
             _check(await _execute(fix))
         return repaired
 
-    async def _requeue(self, queued_events: Iterable[RecordedEvent]) -> int:
-        events = list(queued_events)
-        if not events:
-            return 0
+    async def _ensure_group(self) -> None:
+        """The workers' group, from id 0 (with the queue if need be), so a worker re-creating
+        it cannot skip what is enqueued."""
         try:
             await self.redis.xgroup_create(QUEUE, WORKER_GROUP, id="0", mkstream=True)
         except redis_errors.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
-                raise FollowerError(NAME, self._position, f"Redis refused: {exc}") from exc
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-            raise RelayUnavailable(f"Redis unavailable: {exc}") from exc
+                raise _translated(exc, "XGROUP CREATE") from exc
+        except (redis_errors.RedisError, OSError) as exc:
+            raise _translated(exc, "XGROUP CREATE") from exc
+
+    async def _requeue(self, queued_events: Iterable[RecordedEvent]) -> int:
+        events = list(queued_events)
+        if not events:
+            return 0
+        await self._ensure_group()
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             self._enqueue(pipe, event)
         _check(await _execute(pipe))
         return len(events)
+
+
+async def _first_events(conn: asyncpg.Connection, run_ids: Sequence[UUID]
+                        ) -> list[RecordedEvent]:
+    """The ``queued`` event that opens each of ``run_ids``."""
+    with translated():
+        events = await read_runs(conn, list(run_ids), _EVERYTHING)
+    return [e for e in events
+            if isinstance(e, RecordedEvent) and e.version == 1 and e.type == "queued"]
 
 
 def _intact_prefix(info: Any) -> int | None:

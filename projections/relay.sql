@@ -12,3 +12,11 @@ HAVING NOT bool_or(topic = ANY($2::text[]));
 SELECT DISTINCT originator_id AS run_id
 FROM stored_events
 WHERE notification_id > $1 AND notification_id <= $2;
+
+-- name: stale_queued_runs
+-- Runs the read model shows queued for longer than $1 seconds: the relay checks that each
+-- still has a job waiting or delivered in runs:queue.
+SELECT id AS run_id FROM runs
+WHERE status = 'queued' AND created_at < now() - make_interval(secs => $1)
+ORDER BY created_at, id
+LIMIT $2;

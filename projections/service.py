@@ -21,7 +21,7 @@ import logging
 
 import asyncpg
 import redis.asyncio as aioredis
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ledger.aio import Backoff, supervise, wait_any
 from ledger.db import create_pool
@@ -53,7 +53,19 @@ class ProjectorSettings(DatabaseSettings, RedisSettings, WebhookSettings):
         "the relay checks that Redis still holds its marker.",
     )
     follower_standby_retry_seconds: float = Field(
-        1.0, gt=0, description="Seconds between a standby's attempts to take a follower's lock."
+        1.0, gt=0, description="Seconds between a standby's attempts to take a follower's lease."
+    )
+    follower_lease_seconds: float = Field(
+        10.0, gt=0,
+        description="Seconds a follower's lease lasts without renewal: a standby takes over a "
+        "follower whose active process hangs (SIGSTOP, a stalled host) after this long, and at "
+        "once when the process dies. The holder renews it every third of it.",
+    )
+    queued_run_repair_seconds: float = Field(
+        60.0, gt=0,
+        description="Seconds a run may stay `queued` with no job waiting or delivered in "
+        "`runs:queue` before the relay enqueues it again (its job was lost: the queue deleted "
+        "or evicted). A duplicate job is harmless.",
     )
     projector_read_model_linger_seconds: float = Field(
         0.02, ge=0,
@@ -83,6 +95,16 @@ class ProjectorSettings(DatabaseSettings, RedisSettings, WebhookSettings):
         "re-publishes at most that much, idempotently.",
     )
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_wait(self) -> ProjectorSettings:
+        # An idle follower renews between waits of up to one poll interval: a lease shorter
+        # than a few of them would expire under a healthy holder.
+        if self.follower_lease_seconds < 3 * self.projector_poll_interval_seconds:
+            raise ValueError(
+                f"FOLLOWER_LEASE_SECONDS ({self.follower_lease_seconds:g}) must be at least 3 x "
+                f"PROJECTOR_POLL_INTERVAL_SECONDS ({self.projector_poll_interval_seconds:g})")
+        return self
+
 
 def build_followers(
     settings: ProjectorSettings, pool: asyncpg.Pool, redis: aioredis.Redis
@@ -94,6 +116,7 @@ def build_followers(
         trim_interval_seconds=settings.relay_trim_interval_seconds,
         check_interval_seconds=settings.projector_poll_interval_seconds,
         checkpoint_interval_seconds=settings.relay_checkpoint_interval_seconds,
+        queued_repair_seconds=settings.queued_run_repair_seconds,
     )
     linger = settings.projector_read_model_linger_seconds
     # ── followers ───────────────────────────────────────────────────────────────────
@@ -156,7 +179,8 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
             FollowerRunner(
                 follower, dsn=settings.database_url, listener=listener,
                 stop=halt, batch_size=settings.projector_batch_size,
-                standby_retry_seconds=settings.follower_standby_retry_seconds, retry=retry,
+                standby_retry_seconds=settings.follower_standby_retry_seconds,
+                lease_seconds=settings.follower_lease_seconds, retry=retry,
             )
             for follower in followers
         ]

@@ -16,6 +16,7 @@ from ledger.errors import ConfigurationError, LedgerError
 from ledger.settings import DatabaseSettings, load_settings, redact
 from runledger import logs
 from runledger.bench import missing_extra
+from runledger.bench.load_command import bench_load
 from runledger.database import migrate_database
 
 app = typer.Typer(
@@ -154,7 +155,7 @@ def bench_append(
 def projector() -> None:
     """Run every follower of the log — the runs and run_steps read models and the Redis
     relay — until SIGTERM/SIGINT. Run several for failover: one process is active per
-    follower (advisory lock), the others stand by and take over within about a second."""
+    follower (a lease), the others stand by and take over when it dies or hangs."""
     from projections.errors import ProjectionError
     from projections.service import ProjectorSettings, run_projector
 
@@ -380,6 +381,9 @@ def bench_queue(
     asyncio.run(bench.main(runs=runs, rounds=rounds, concurrency=concurrency,
                            arq_poll_delays=arq_poll_delay or [0.5, 0.01],
                            redis_url=redis_url, json_out=json_out))
+
+
+bench_app.command("load")(bench_load)
 
 
 # ── end of worker ──────────────────────────────────────────────────────────────────────

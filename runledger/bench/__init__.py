@@ -20,6 +20,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "relay": (),
     "tail": (),
     "resolve": (),
+    "load": (),
 }
 
 
