@@ -169,12 +169,18 @@ async def apply(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> No
     if ended:
         await conn.execute(Q["delete_pending"], list(ended))
     if changed:
-        now = max(e.at for e in tracked)
+        # A test's row is as of its own latest result, whatever else its batch held, so
+        # the live follower and a rebuild (other batches) write the same time.
+        ended_at: dict[str, Any] = {}
+        for e in tracked:
+            if e.type in TERMINAL_TYPES and e.run_id in test_of:
+                test = test_of[e.run_id]
+                ended_at[test] = max(ended_at.get(test, e.at), e.at)
         await conn.execute(
             Q["upsert_stats"], list(changed), [h.runs for h in changed.values()],
             [h.passed for h in changed.values()],
             [sanitize.json_text(list(h.recent)) for h in changed.values()],
-            [now] * len(changed))
+            [ended_at[test] for test in changed])
 
 
 def _history(row: asyncpg.Record) -> History:
