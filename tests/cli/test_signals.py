@@ -169,37 +169,45 @@ async def test_worker_finishes_the_run_in_flight_when_its_group_is_signalled(
     assert "stopping at once" not in worker.text()
 
 
+async def dev_with_a_run_in_flight(start: Any, held: Gate, url: str, data_dir: Path
+                                   ) -> tuple[Process, httpx.AsyncClient, uuid.UUID]:
+    """``runledger dev`` holding one run mid page load; yields it with a client of its API
+    (the caller closes the client)."""
+    port = free_port()
+    dev = await start("dev", "--port", str(port), "--data-dir", str(data_dir),
+                      WORKER_BLOCK_SECONDS="0.2")
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+    # "Application startup complete" comes before uvicorn binds its socket: wait for an
+    # answer instead.
+    async def serving() -> bool:
+        with contextlib.suppress(httpx.TransportError):
+            return (await http.get("/health")).status_code in (200, 503)
+        return False
+
+    await wait_until(serving, within=60, what="runledger dev to answer")
+    test = await http.post("/tests", json={"name": "signals", "url": f"{url}/",
+                                           "definition": {"steps": STEPS}})
+    assert test.status_code == 201, test.text
+    queued = await http.post("/runs", json={"test_id": test.json()["id"]})
+    assert queued.status_code == 202, queued.text
+    assert await asyncio.to_thread(held.arrived.wait, 60), dev.text()
+    return dev, http, uuid.UUID(queued.json()["run_id"])
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 async def test_dev_finishes_the_run_in_flight_when_its_group_is_signalled(
     start: Any, gate: tuple[Gate, str], pool: asyncpg.Pool, tmp_path: Path, signum: int,
 ) -> None:
     held, url = gate
-    port = free_port()
-    dev = await start("dev", "--port", str(port), "--data-dir", str(tmp_path / "dev"),
-                      WORKER_BLOCK_SECONDS="0.2")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        # "Application startup complete" comes before uvicorn binds its socket: wait for
-        # an answer instead.
-        async def serving() -> bool:
-            with contextlib.suppress(httpx.TransportError):
-                return (await http.get("/health")).status_code in (200, 503)
-            return False
-
-        await wait_until(serving, within=60, what="runledger dev to answer")
-        test = await http.post("/tests", json={"name": "signals", "url": f"{url}/",
-                                               "definition": {"steps": STEPS}})
-        assert test.status_code == 201, test.text
-        queued = await http.post("/runs", json={"test_id": test.json()["id"]})
-        assert queued.status_code == 202, queued.text
-        run_id = uuid.UUID(queued.json()["run_id"])
-        assert await asyncio.to_thread(held.arrived.wait, 60), dev.text()
-        async with http.stream("GET", f"/runs/{run_id}/stream") as tail:
-            events = SseReader(tail).events()
-            assert [(await anext(events)).event for _ in range(2)] == ["queued", "started"]
-            send(dev, signum)
-            # The API stops at once: the open stream ends with a complete response (a cut
-            # one raises httpx.RemoteProtocolError) while the run goes on.
-            assert [event.event async for event in events] == []
+    dev, http, run_id = await dev_with_a_run_in_flight(start, held, url, tmp_path / "dev")
+    async with contextlib.aclosing(http), http.stream("GET", f"/runs/{run_id}/stream") as tail:
+        events = SseReader(tail).events()
+        assert [(await anext(events)).event for _ in range(2)] == ["queued", "started"]
+        send(dev, signum)
+        # The API stops at once: the open stream ends with a complete response (a cut one
+        # raises httpx.RemoteProtocolError) while the run goes on.
+        assert [event.event async for event in events] == []
     await dev.logged("draining 1 in-flight run")
     held.opened.set()
     assert await dev.exit_code() == 0, dev.text()
@@ -211,21 +219,8 @@ async def test_dev_stopped_at_once_exits_128_plus_the_forcing_signal(
     start: Any, gate: tuple[Gate, str], tmp_path: Path,
 ) -> None:
     held, url = gate
-    port = free_port()
-    dev = await start("dev", "--port", str(port), "--data-dir", str(tmp_path / "dev"),
-                      WORKER_BLOCK_SECONDS="0.2")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        async def serving() -> bool:
-            with contextlib.suppress(httpx.TransportError):
-                return (await http.get("/health")).status_code in (200, 503)
-            return False
-
-        await wait_until(serving, within=60, what="runledger dev to answer")
-        test = await http.post("/tests", json={"name": "forced", "url": f"{url}/",
-                                               "definition": {"steps": STEPS}})
-        assert test.status_code == 201, test.text
-        assert (await http.post("/runs", json={"test_id": test.json()["id"]})).status_code == 202
-    assert await asyncio.to_thread(held.arrived.wait, 60), dev.text()
+    dev, http, _ = await dev_with_a_run_in_flight(start, held, url, tmp_path / "dev")
+    await http.aclose()
     send(dev, signal.SIGINT)
     await dev.logged("draining 1 in-flight run")
     os.kill(dev.proc.pid, signal.SIGTERM)  # another signal: stop now
