@@ -500,11 +500,30 @@ def _client_call(api: str | None, api_key: str | None,
     # A line per request would drown the step view; failures are reported as errors.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
+    expected = (ClientError, DefinitionFileError)
     try:
         code = asyncio.run(main())
-    except (ClientError, DefinitionFileError) as exc:
+    except expected as exc:
         raise fail(str(exc), EXIT_ERROR) from None
+    except BaseExceptionGroup as group:
+        # Tests submitted in parallel fail inside a task group: the first expected failure
+        # is still one line, not a traceback.
+        first = _first_of(group, expected)
+        if first is None:
+            raise
+        raise fail(str(first), EXIT_ERROR) from None
     raise typer.Exit(code)
+
+
+def _first_of(group: BaseExceptionGroup[BaseException],
+              kinds: tuple[type[Exception], ...]) -> BaseException | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            if (found := _first_of(exc, kinds)) is not None:
+                return found
+        elif isinstance(exc, kinds):
+            return exc
+    return None
 
 
 def _console() -> Any:

@@ -226,3 +226,30 @@ def test_usage_and_infrastructure_errors_are_one_line_and_exit_2(
     for args, expected in cases.items():
         result = CliRunner().invoke(app, list(args))
         assert (result.exit_code, result.stderr.strip()) == (2, expected), result.output
+
+
+def test_a_failure_inside_parallel_submits_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Found by hand: `runledger dev` stopped while `submit` tailed a run; the broken tail
+    # was raised inside the task group of parallel tests and printed a traceback.
+    import asyncio
+
+    import typer
+
+    from runledger.cli import _client_call
+    from runledger.client.http import ClientError
+
+    async def body(client: Any) -> int:
+        async def broken() -> None:
+            raise ClientError("the live tail of run r broke off: All connection attempts failed")
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(broken())
+        return 0
+
+    with pytest.raises(typer.Exit) as stopped:
+        _client_call("http://127.0.0.1:1", None, body)
+    assert stopped.value.exit_code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: the live tail of run r broke off: All connection attempts failed")
