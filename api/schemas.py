@@ -175,6 +175,13 @@ class RunAttempts(BaseModel):
         description="The last attempt passed after an earlier one failed")
 
 
+class AssetOut(BaseModel):
+    id: str = Field(description="The file's id, the sha256 of its bytes: name it in an "
+                                "`upload` step's `files` as `{id, name, content_type}`")
+    size: int = Field(description="Its size in bytes")
+    content_type: str = Field(description="The media type it was sent with")
+
+
 class RunPage(BaseModel):
     items: list[RunSummary] = Field(description="Runs, newest first")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")

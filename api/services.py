@@ -65,6 +65,8 @@ class Services:
     reads: RunReads
     tail: RunTail
     metrics: Metrics
+    #: screenshots and traces (read through ``reads``), and the files upload steps send
+    artifacts: FileArtifactStore
     #: the runs feed of the web pages, test statistics, signed artifact links
     feed: RunFeed
     stats: TestStatsQueries
@@ -106,13 +108,14 @@ async def open_services(
         store = PgEventStore(pool, lock_timeout_seconds=settings.lock_timeout_seconds)
         tests = PgTestRepository(pool)
         queries = RunQueries(pool)
+        artifacts = FileArtifactStore(settings.artifacts_dir)
         services = Services(
             settings=settings, pool=pool, redis=redis, hub=hub, listener=listener, store=store,
             tests=tests,
             commands=RunCommands(pool, store, tests,
                                  idempotency_ttl_seconds=settings.idempotency_ttl_seconds),
             queries=queries,
-            reads=RunReads(store, queries, FileArtifactStore(settings.artifacts_dir)),
+            reads=RunReads(store, queries, artifacts), artifacts=artifacts,
             tail=RunTail(store, hub, listener, block_ms=settings.stream_block_ms,
                          redis_retry_seconds=settings.redis_retry_seconds,
                          poll_seconds=settings.listen_poll_seconds),

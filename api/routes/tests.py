@@ -8,10 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.deps import ServicesDep
-from api.errors import PreconditionFailed
+from api.errors import InvalidInput, PreconditionFailed
 from api.navigation import ensure_navigable
 from api.problems import responses
-from api.schemas import TestOut, TestPage, TestStats
+from api.schemas import AssetOut, TestOut, TestPage, TestStats
 from ledger.definition import TestSpec
 
 # Full paths, no prefix: a route's path is then its whole template (metrics label it).
@@ -101,3 +101,23 @@ async def delete_test(test_id: UUID, services: ServicesDep, if_match: IfMatch = 
     """Delete the test. Its runs and their history stay."""
     await services.tests.delete(test_id, if_version=expected_version(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/assets", status_code=status.HTTP_201_CREATED, response_model=AssetOut,
+             responses=responses(401, 413, 422),
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/octet-stream": {"schema": {"type": "string",
+                                                         "format": "binary"}}}}})
+async def store_asset(
+    request: Request, services: ServicesDep,
+    content_type: Annotated[str, Header(max_length=255, description=(
+        "The file's media type, as the page's file input will see it"))] = (
+        "application/octet-stream"),
+) -> dict[str, Any]:
+    """Store a file that `upload` steps send (the raw body; `MAX_BODY_BYTES` bounds it).
+    Content-addressed: the same bytes twice are one file with one id."""
+    data = await request.body()
+    if not data:
+        raise InvalidInput([("body", "file", "is empty: send the file's bytes as the body")])
+    ref = await services.artifacts.put(data, kind="asset", content_type=content_type)
+    return {"id": ref.id, "size": len(data), "content_type": content_type}

@@ -142,3 +142,32 @@ async def test_bodies_over_the_limit_are_refused(client: httpx.AsyncClient) -> N
     assert_problem(await client.post("/tests", content=chunks(),
                                      headers={"content-type": "application/json"}), 413)
     assert (await client.get("/tests")).json()["items"] == []
+
+
+async def test_upload_files_are_stored_as_assets_the_worker_reads(
+    client: httpx.AsyncClient, settings: Any
+) -> None:
+    import hashlib
+
+    from ledger.artifacts import FileArtifactStore
+
+    cv = b"%PDF-1.4 my cv"
+    stored = await client.post("/assets", content=cv,
+                               headers={"Content-Type": "application/pdf"})
+    assert stored.status_code == 201, stored.text
+    asset = stored.json()
+    assert asset == {"id": hashlib.sha256(cv).hexdigest(), "size": len(cv),
+                     "content_type": "application/pdf"}
+    again = await client.post("/assets", content=cv, headers={"Content-Type": "application/pdf"})
+    assert again.json()["id"] == asset["id"]  # the same bytes are one file
+    # The worker reads upload steps' files from the same store (a shared ARTIFACTS_DIR).
+    assert await FileArtifactStore(settings.artifacts_dir).get(asset["id"]) == cv
+
+    step = {"action": "upload", "instruction": "Attach the CV", "target": "Attachment",
+            "files": [{"id": asset["id"], "name": "cv.pdf", "content_type": "application/pdf"}]}
+    created = await client.post("/tests", json=a_test("apply", steps=[step]))
+    assert created.status_code == 201, created.text
+
+    empty = await client.post("/assets", content=b"")
+    assert empty.status_code == 422
+    assert empty.json()["errors"][0]["field"] == "file", empty.json()
