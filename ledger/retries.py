@@ -23,7 +23,7 @@ from uuid import UUID
 
 MAX_RETRIES = 3
 #: failing-step kinds (``details.error_kind`` of the step) that no retry can change
-FINAL_KINDS = frozenset({"navigation-blocked", "unknown-secret", "captcha"})
+FINAL_KINDS = frozenset({"navigation_blocked", "unknown_secret", "captcha"})
 _NAMESPACE = uuid.UUID("8d1f4a52-6f0e-4a0e-9a55-2a7f9b6b1c3e")
 
 

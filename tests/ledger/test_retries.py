@@ -20,8 +20,8 @@ def test_which_failures_earn_another_attempt() -> None:
     assert retry_wanted("timed-out", {}, attempt=3, retries=3)
     assert not retry_wanted("completed", failed, attempt=4, retries=9)  # at most 3 retries
     assert not retry_wanted("completed", failed, attempt=1, retries=3,
-                            failing_step_kind="navigation-blocked")
-    assert not retry_wanted("errored", {"kind": "unknown-secret"}, attempt=1, retries=3)
+                            failing_step_kind="navigation_blocked")
+    assert not retry_wanted("errored", {"kind": "unknown_secret"}, attempt=1, retries=3)
     assert retry_wanted("errored", {"kind": "browser-crash"}, attempt=1, retries=3)
 
 

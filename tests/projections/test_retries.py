@@ -31,7 +31,7 @@ def _blocked(run: Run) -> None:
     run.start(worker="w-1", browser=BROWSER)
     run.record_step(StepResult(index=0, action="click", instruction="Click 'Go'",
                                status="failed", error="navigation blocked by policy",
-                               details={"error_kind": "navigation-blocked"}))
+                               details={"error_kind": "navigation_blocked"}))
     run.complete(status="failed", duration_ms=5, error="navigation blocked", error_step=0)
 
 

@@ -186,7 +186,7 @@ async def test_a_redirect_to_a_blocked_address_fails_the_step_naming_the_host(
     assert outcome.status == "failed" and outcome.error_step == 0
     assert outcome.error == (f"NAVIGATION_POLICY=public blocked navigation to {host} "
                              "(loopback); NAVIGATION_ALLOW can exempt it")
-    assert sink.results[0].details["error_kind"] == "navigation-blocked"
+    assert sink.results[0].details["error_kind"] == "navigation_blocked"
     assert target.requests == []
 
 
@@ -295,7 +295,7 @@ async def test_a_blocked_navigation_is_named_however_its_host_is_written(
     assert outcome.status == "failed"
     assert outcome.error and "NAVIGATION_POLICY=public blocked navigation to localhost:" \
         in outcome.error, outcome.error
-    assert sink.results[0].details["error_kind"] == "navigation-blocked"
+    assert sink.results[0].details["error_kind"] == "navigation_blocked"
 
 
 async def test_loopback_goes_through_the_proxy_whatever_playwright_s_environment(

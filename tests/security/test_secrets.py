@@ -61,7 +61,7 @@ async def test_an_unknown_secret_fails_its_step_naming_it(
     assert outcome.error == ("unknown secret {{secrets.MISSING}}: set "
                              "RUNLEDGER_SECRET_MISSING or add MISSING to SECRETS_FILE on the "
                              "worker")
-    assert sink.results[0].details["error_kind"] == "unknown-secret"
+    assert sink.results[0].details["error_kind"] == "unknown_secret"
 
 
 async def test_a_password_typed_without_a_reference_is_masked_with_a_warning(

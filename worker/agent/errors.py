@@ -86,11 +86,11 @@ class CaptchaDetected(StepFailed, kind="captcha"):
     """A CAPTCHA blocks the page; it is never attempted."""
 
 
-class NavigationBlocked(StepFailed, kind="navigation-blocked"):
+class NavigationBlocked(StepFailed, kind="navigation_blocked"):
     """The step navigated somewhere ``NAVIGATION_POLICY`` blocks; the target never saw it."""
 
 
-class UnknownSecret(StepFailed, kind="unknown-secret"):
+class UnknownSecret(StepFailed, kind="unknown_secret"):
     """A step refers to a secret this worker does not have; the reference is never typed."""
 
 
