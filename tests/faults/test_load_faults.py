@@ -3,7 +3,9 @@ through a real API, and the fault strikes at random moments of the load's progre
 
 * a worker killed with kill -9, at least 10 times, a replacement started each time;
 * Redis restarted without its data (kill -9, started again empty on the same port);
-* every PostgreSQL connection of the deployment terminated (``pg_terminate_backend``).
+* every PostgreSQL connection of the deployment terminated (``pg_terminate_backend``);
+* PostgreSQL itself restarted (a server of the test's own, behind a proxy that keeps its
+  address while the server comes back on another port).
 
 After each: the invariants of ``tests.faults.invariants``.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -21,9 +24,12 @@ import redis.asyncio as aioredis
 from ledger.db import create_pool
 from ledger.store import PgEventStore
 from runledger.bench.load import RedisServer
+from runledger.embedded import start_postgres
+from runledger.testing import create_migrated, with_database
 from tests.faults.cluster import Cluster, Proc
 from tests.faults.invariants import check, settle
 from tests.faults.load import load, moment, progress
+from tests.worker.proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +118,42 @@ async def test_every_postgres_connection_terminated_mid_load(
     tally = await check(own_pool, database_url, redis, runs.run_ids, runs.clients)
     print(tally.line(f"PostgreSQL connections terminated ({terminated})"))
     assert tally.violations == []
+
+
+async def test_postgres_restarted_mid_load(
+    redis_url: str, redis: aioredis.Redis, tmp_path: Path, fault_trials: int,
+) -> None:
+    rng = random.Random(14)
+    folder = tmp_path / "postgres"
+    server = await asyncio.to_thread(start_postgres, folder, ephemeral=True)
+    try:
+        proxy = CuttableProxy(await create_migrated(server.url, "faults"))
+        await proxy.start()
+        pool = await create_pool(proxy.url, min_size=1, max_size=10)
+        cluster = Cluster(proxy.url, redis_url, tmp_path / "procs")
+        try:
+            workers = await start(cluster)
+            restarts = 0
+            async with load(PgEventStore(pool), pool, cluster) as runs:
+                for _ in range(fault_trials):
+                    await progress(pool, moment(rng) + 10)
+                    async with runs.paused():
+                        await proxy.cut()  # refused while down, as a stopped server is
+                        await asyncio.to_thread(server.stop)
+                        server = await asyncio.to_thread(start_postgres, folder, ephemeral=True)
+                        proxy.retarget(with_database(server.url, "faults"))
+                        await proxy.restore()
+                    restarts += 1
+                    await progress(pool, 10)
+            await settle(pool, redis, runs.run_ids, within=90)
+            assert all(w.alive for w in workers), [
+                w.text()[-3000:] for w in workers if not w.alive]
+            tally = await check(pool, proxy.url, redis, runs.run_ids, runs.clients)
+            print(tally.line(f"PostgreSQL restarted x{restarts}"))
+            assert tally.violations == []
+        finally:
+            await cluster.close()
+            await pool.close()
+            await proxy.close()
+    finally:
+        await asyncio.to_thread(server.stop)
