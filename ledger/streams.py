@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from redis import exceptions as rex
 
 from ledger.codec import RecordedEvent
 from ledger.errors import LedgerError
@@ -165,6 +166,29 @@ def decode_dead_letter(fields: dict[str, str]) -> dict[str, Any]:
     return letter
 
 
+# Answers about the state of Redis rather than about the command: out of memory with no
+# eviction, a read-only replica during failover, a failed snapshot (MISCONF), a server still
+# loading or busy with a script. Waiting helps, as for a lost connection; refusing or parking
+# the work would not.
+_STATE_ERRORS = (
+    rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, rex.OutOfMemoryError,
+    rex.BusyLoadingError, rex.TryAgainError, rex.MasterDownError, rex.ClusterDownError,
+    OSError, TimeoutError,
+)
+# The same answers when redis-py leaves them a plain ResponseError (a pipeline's results, or
+# a code it has no class for), by their error code.
+_STATE_CODES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN",
+                          "LOADING", "OOM", "READONLY", "TRYAGAIN"})
+
+
+def redis_unavailable(exc: BaseException) -> bool:
+    """Whether a failed Redis call failed for a reason of Redis's own (connection or server
+    state): every process waits and tries again; any other answer is a refusal."""
+    if isinstance(exc, _STATE_ERRORS):
+        return True
+    return isinstance(exc, rex.ResponseError) and str(exc).split(" ", 1)[0] in _STATE_CODES
+
+
 __all__ = [
     "DEAD",
     "DEAD_LETTER_FIELDS",
@@ -184,6 +208,7 @@ __all__ = [
     "encode_event",
     "encode_job",
     "entry_version",
+    "redis_unavailable",
     "stream_entry_id",
     "stream_key",
 ]

@@ -60,6 +60,7 @@ from ledger.streams import (
     WORKER_GROUP,
     encode_event,
     encode_job,
+    redis_unavailable,
     stream_entry_id,
     stream_key,
 )
@@ -424,31 +425,12 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-# Answers about the state of Redis, not about the event being written: out of memory with
-# no eviction, a read-only replica during failover, a failed snapshot (MISCONF), a server
-# still loading or busy with a script. Waiting helps; parking the event would not — it would
-# leave the queued runs of the outage stuck until someone retried them by hand.
-_STATE_ERRORS = (
-    redis_errors.ConnectionError, redis_errors.TimeoutError, OSError,
-    redis_errors.OutOfMemoryError, redis_errors.ReadOnlyError, redis_errors.BusyLoadingError,
-    redis_errors.TryAgainError, redis_errors.MasterDownError, redis_errors.ClusterDownError,
-)
-# The same answers that redis-py leaves as a plain ResponseError, by their error code.
-_STATE_CODES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN"})
-
-
-def _unavailable(exc: BaseException) -> bool:
-    """Whether Redis failed for a reason of its own (connection or state): retry, never park."""
-    if isinstance(exc, _STATE_ERRORS):
-        return True
-    return isinstance(exc, redis_errors.ResponseError) and (
-        str(exc).split(" ", 1)[0] in _STATE_CODES)
-
-
 def _translated(exc: BaseException, what: str) -> Exception:
     """The follower's error for a failed Redis call: retried when Redis is unavailable (or
     in a state that passes), else a refusal of ``what``."""
-    if _unavailable(exc):
+    # Waiting helps a Redis that is down or in a passing state; parking the event would not
+    # (the queued runs of the outage would stay stuck until retried by hand).
+    if redis_unavailable(exc):
         return RelayUnavailable(f"Redis unavailable: {exc}")
     return FollowerError(NAME, -1, f"Redis refused {what}: {exc}")
 
@@ -472,7 +454,7 @@ def _check(results: Sequence[Any]) -> None:
     for result in results:
         if not isinstance(result, Exception):
             continue
-        if _unavailable(result) or not isinstance(result, redis_errors.ResponseError):
+        if redis_unavailable(result) or not isinstance(result, redis_errors.ResponseError):
             raise RelayUnavailable(f"Redis failed during a pipeline: {result}")
         if _DUPLICATE not in str(result):
             raise FollowerError(NAME, -1, f"Redis refused a write: {result}")

@@ -40,6 +40,7 @@ from ledger.streams import (
     MalformedEntry,
     decode_job,
     encode_dead_letter,
+    redis_unavailable,
 )
 from worker.errors import (
     GroupMissing,
@@ -76,19 +77,6 @@ STARTS_TTL_SECONDS = 7 * 24 * 3600
 DEAD_MAXLEN = 100_000
 
 
-# Answers about the state of Redis rather than about the command: out of memory with no
-# eviction, a read-only replica during failover, a failed snapshot (MISCONF), a server still
-# loading or busy with a script. They pass: wait and try again, as for a lost connection.
-_STATE_ERRORS = (
-    rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, rex.OutOfMemoryError,
-    rex.BusyLoadingError, rex.TryAgainError, rex.MasterDownError, rex.ClusterDownError,
-    OSError, TimeoutError,
-)
-# The same answers that redis-py leaves as a plain ResponseError, by their error code.
-_STATE_CODES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN",
-                          "LOADING", "OOM", "READONLY", "TRYAGAIN"})
-
-
 def _code(exc: BaseException) -> str:
     return str(exc).split(" ", 1)[0]
 
@@ -105,8 +93,7 @@ def translate(exc: BaseException) -> QueueError:
     if isinstance(exc, rex.ResponseError) and (
             _code(exc) == "NOGROUP" or "no longer exists" in str(exc)):
         return GroupMissing(f"consumer group {WORKER_GROUP} on {QUEUE} is missing: {exc}")
-    if isinstance(exc, _STATE_ERRORS) or (
-            isinstance(exc, rex.ResponseError) and _code(exc) in _STATE_CODES):
+    if redis_unavailable(exc):
         return QueueUnavailable(f"Redis unavailable: {exc}")
     return QueueError(f"Redis command failed: {exc}")
 
