@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 #: actions after which a new tab or popup may open (the next step then acts on it)
 OPENERS = {"click", "double_click", "press", "check", "select"}
+#: actions whose gesture may make its own page close (``window.close()`` in a handler)
+CLOSERS = OPENERS | {"right_click", "uncheck", "fill", "drag"}
+CLOSE_WAIT_SECONDS = 1.0
 TAB_WAIT_SECONDS = 5.0
 NO_TARGET = {"navigate", "assert_url", "screenshot", "wait_for", "go_back", "reload",
              "switch_tab"}
@@ -299,6 +302,13 @@ class RunSession:
         except TimeoutError:
             return StepTimedOut(self._limit_message(index, ctx, run_deadline))
         except PlaywrightError as exc:
+            if browser_gone(exc) and not self._gone() and await self._closed_by_step(ctx):
+                # The gesture made its page close itself (an "Allow" button in a sign-in
+                # popup calls window.close()): Playwright's pending call fails as if the
+                # browser were gone, but the gesture was done. The next step follows the
+                # tab before it.
+                ctx.details["page_closed"] = True
+                return None
             if browser_gone(exc) or self._gone():
                 raise self._infrastructure(index) from exc
             return ActionFailed(explain(exc))
@@ -339,6 +349,21 @@ class RunSession:
         if task.cancelled():
             raise PlaywrightError(f"Target crashed ({self._gone()})")
         task.result()
+
+    async def _closed_by_step(self, ctx: StepContext) -> bool:
+        """Whether the step's page closed while the browser lives on: the page is closed
+        (its close event may trail the failed call a moment) and the browser still answers
+        (a killed browser closes its pages too, and its disconnect may trail as well)."""
+        if ctx.intent.action not in CLOSERS:
+            return False
+        try:
+            async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+                if not ctx.page.is_closed():
+                    await ctx.page.wait_for_event("close")
+                await self.context.cookies()
+        except (PlaywrightError, TimeoutError):
+            return False
+        return ctx.page.is_closed() and not self._gone()
 
     def _infrastructure(self, index: int) -> ExecutorError:
         kind = self._broken_kind or "browser-crash"
@@ -393,8 +418,8 @@ class RunSession:
             refs.append(await self._store(ctx.screenshot, "screenshot", "image/png"))
         wanted = self.config.screenshots == "all" or (
             self.config.screenshots == "failures" and failed)
-        if not wanted or self._gone() or ctx.screenshot is not None:
-            return refs
+        if not wanted or self._gone() or ctx.screenshot is not None or ctx.page.is_closed():
+            return refs  # (a page its step closed has nothing left to show)
         began = time.perf_counter()
         try:
             shot = await self._capture(ctx.page)
