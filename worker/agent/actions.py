@@ -80,9 +80,9 @@ class StepContext:
     screenshot: bytes | None = None  # an explicit ``screenshot`` step's capture
     #: what the session does to a value before the browser gets it (reveals secrets, masks
     #: passwords: ``worker.agent.secrets``); unset, the value as written
-    prepare: Callable[[Locator | None, str], Awaitable[str]] | None = None
+    prepare: Callable[[Resolution | None, str], Awaitable[str]] | None = None
 
-    async def typed(self, element: Locator | None, value: str) -> str:
+    async def typed(self, element: Resolution | None, value: str) -> str:
         """``value`` as the browser is to get it, for ``element`` (None: a URL)."""
         return value if self.prepare is None else await self.prepare(element, value)
 
@@ -241,7 +241,7 @@ async def _stored_files(ctx: StepContext) -> list[FilePayload]:
 
 async def _fill(ctx: StepContext) -> Resolution:
     found = await ctx.resolve()
-    value = await ctx.typed(found.locator, ctx.step.value or "")
+    value = await ctx.typed(found, ctx.step.value or "")
     await ctx.act(f"fill {found.spec}", lambda: found.locator.fill(value, timeout=ctx.remaining_ms))
     return found
 
@@ -273,7 +273,11 @@ async def _check(ctx: StepContext) -> Resolution:
 
 _LABEL_OF = "xpath=ancestor::label[1]"
 _COVERED_JS = """el => {
-  const r = el.getBoundingClientRect();
+  let r = el.getBoundingClientRect();
+  if (r.bottom < 0 || r.right < 0 || r.top > innerHeight || r.left > innerWidth) {
+    el.scrollIntoView({block: 'center', inline: 'center'});
+    r = el.getBoundingClientRect();
+  }
   const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
   if (!hit || hit === el || el.contains(hit)) return false;
   const labels = el.labels ? [...el.labels] : [];
@@ -283,9 +287,9 @@ _COVERED_JS = """el => {
 
 async def _covered_by_its_label(locator: Locator) -> bool:
     """Whether the control's centre is covered (a styled checkbox drawn over it) while a
-    visible label wraps it."""
+    visible label wraps it. One round trip: the script scrolls the control into view itself
+    when it is outside the viewport (``elementFromPoint`` sees only the viewport)."""
     try:
-        await locator.scroll_into_view_if_needed(timeout=2000)
         return bool(await locator.evaluate(_COVERED_JS, timeout=2000))
     except PlaywrightError:
         return False
@@ -304,7 +308,7 @@ async def _press(ctx: StepContext) -> Resolution | None:
 
 async def _select(ctx: StepContext) -> Resolution:
     found = await ctx.resolve()
-    value = await ctx.typed(found.locator, ctx.step.value or "")
+    value = await ctx.typed(found, ctx.step.value or "")
     if found.match.fingerprint.get("tag") == "select":
         label = await _option_for(found.locator, value, ctx.remaining_ms)
         await ctx.act(f"select {label!r} in {found.spec}",

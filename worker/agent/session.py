@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, Locator, Page
+from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from ledger.artifacts import ArtifactOwner, ArtifactStore
@@ -41,7 +41,7 @@ from worker.agent.instruction import parse
 from worker.agent.llm import LocatorAdvisor
 from worker.agent.popups import PopupGuard
 from worker.agent.probe import INSTALL_JS, window_calls
-from worker.agent.resolver import Resolver
+from worker.agent.resolver import Resolution, Resolver
 from worker.agent.secrets import RedactingAdvisor, RunSecrets
 from worker.agent.settings import ExecutorConfig
 from worker.errors import ExecutorError
@@ -264,7 +264,7 @@ class RunSession:
             artifacts=artifacts, details=redact(details), redact=redact,
         )
 
-    async def _prepare(self, ctx: StepContext, element: Locator | None, value: str) -> str:
+    async def _prepare(self, ctx: StepContext, element: Resolution | None, value: str) -> str:
         """A value as the browser gets it: secrets revealed (``UnknownSecret`` for one the
         worker lacks); a literal typed into a password field masked from now on, with a
         warning. (Its trace is kept: the value is in the test definition already, which
@@ -549,9 +549,16 @@ SHOWS_VALUE_JS = """values => {
 }"""
 
 
-async def _is_password(element: Locator) -> bool:
+async def _is_password(element: Resolution) -> bool:
+    """Whether ``element`` is a password field: from the fingerprint its resolution already
+    brought back (no round trip), or asked of the page when it brought none (a search with
+    many matches skips fingerprints)."""
+    fingerprint = element.match.fingerprint
+    if fingerprint.get("tag"):
+        kind = str((fingerprint.get("attrs") or {}).get("type") or "")
+        return fingerprint["tag"] == "input" and kind.lower() == "password"
     try:
-        return bool(await element.evaluate("e => e.type === 'password'", timeout=2000))
+        return bool(await element.locator.evaluate("e => e.type === 'password'", timeout=2000))
     except PlaywrightError:
         return False
 
