@@ -104,6 +104,12 @@ async def test_a_passing_run_through_every_action(site: str, make_executor: Make
     titles = [g.get("title") or g.get("params", {}).get("name") for g in groups]
     assert len(titles) == len(EVERY_ACTION)  # one group per step in the trace viewer
     assert titles[1] == "1: fill — Fill 'Email' with 'ada@example.com'"
+    # The trace holds what the test did (actions, checks, screenshots), not the executor's
+    # own probing of the page for each step (worker.agent.untraced).
+    calls = [orjson.loads(line) for line in lines if line.startswith('{"type":"before"')]
+    methods = {c["method"] for c in calls}
+    assert {"fill", "click", "screenshot"} <= methods, methods
+    assert "evalOnSelectorAll" not in methods, methods
 
 
 def _event_shape(result: StepResult) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from worker.agent.errors import (
 from worker.agent.instruction import DEFAULT_ROLES, Intent, Scope, check_subject
 from worker.agent.locators import LocatorSpec
 from worker.agent.resolver import Resolution, Resolver
+from worker.agent.untraced import untraced
 
 _STATE_WORDS = {"disabled", "enabled", "checked", "unchecked"}
 # The element a state check looks at is found the way this action would find it.
@@ -290,7 +291,7 @@ async def _covered_by_its_label(locator: Locator) -> bool:
     visible label wraps it. One round trip: the script scrolls the control into view itself
     when it is outside the viewport (``elementFromPoint`` sees only the viewport)."""
     try:
-        return bool(await locator.evaluate(_COVERED_JS, timeout=2000))
+        return bool(await untraced(lambda: locator.evaluate(_COVERED_JS, timeout=2000)))
     except PlaywrightError:
         return False
 

@@ -44,6 +44,7 @@ from worker.agent.probe import (
     settled,
     similarity,
 )
+from worker.agent.untraced import traced, untraced
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ class Resolver:
         ``use_selector=False`` ignores the step's ``advanced_selector`` (helper elements)."""
         searches: list[DomSearch] = []
         try:
-            return await self._ladder(step, intent, memory, memory_info, deadline, use_selector,
-                                      searches)
+            # The resolver's probes are its own reading of the page: kept out of the trace.
+            return await untraced(lambda: self._ladder(
+                step, intent, memory, memory_info, deadline, use_selector, searches))
         finally:
             self.browser_ms = sum(s.browser_ms for s in searches)
 
@@ -345,7 +347,11 @@ class Resolver:
             )
 
     async def _sweep(self, search: DomSearch) -> bool:
-        if search.state.consent and await self._popups.sweep(search.state.consent):
+        consent = search.state.consent
+        if not consent:
+            return False
+        # Dismissing a banner is an action on the page: the trace shows it.
+        if await traced(lambda: self._popups.sweep(consent)):
             search.state = PageState(search.state.modal, search.state.captcha, None)
             return True
         return False

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from worker.agent.probe import INSTALL_JS, window_calls
 from worker.agent.resolver import Resolution, Resolver
 from worker.agent.secrets import RedactingAdvisor, RunSecrets
 from worker.agent.settings import ExecutorConfig
+from worker.agent.untraced import untraced
 from worker.errors import ExecutorError
 from worker.ports import Outcome, RunJob, StepResult, StepSink
 
@@ -450,7 +452,7 @@ class RunSession:
         screenshots; when the page cannot say, assume it does."""
         for frame in page.frames:
             try:
-                if await frame.evaluate(SHOWS_VALUE_JS, self._secrets.values):
+                if await untraced(partial(frame.evaluate, SHOWS_VALUE_JS, self._secrets.values)):
                     return True
             except PlaywrightError:
                 return True
@@ -483,7 +485,7 @@ async def _opens_a_tab(ctx: StepContext) -> bool:
     closed itself (``window.close``) is waited for until it is gone."""
     attrs = (ctx.details.get("fingerprint") or {}).get("attrs") or {}
     try:
-        opened, closing = await window_calls(ctx.page)
+        opened, closing = await untraced(lambda: window_calls(ctx.page))
     except PlaywrightError:
         return False  # the page navigated or closed: nothing to wait for
     if closing and not ctx.page.is_closed():
