@@ -10,6 +10,7 @@ are one line and exit 2.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -207,6 +208,9 @@ def test_usage_and_infrastructure_errors_are_one_line_and_exit_2(
     from runledger.cli import app
 
     monkeypatch.chdir(tmp_path)  # no .runledger/dev.json here
+    # The command configures the root logger with the runner's captured stream, closed when
+    # it returns: later tests' records would fail to write to it ("Logging error").
+    monkeypatch.setattr(logging.root, "handlers", logging.root.handlers[:])
     for name in ("RUNLEDGER_API", "RUNLEDGER_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     bad = tmp_path / "bad.yaml"

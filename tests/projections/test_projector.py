@@ -64,6 +64,7 @@ async def test_a_follower_that_dies_is_restarted_alone_and_the_others_carry_on(
 ) -> None:
     await write_runs(store, 3, seed=1)
     deaths = 0
+    died_twice = asyncio.Event()
 
     async def apply(conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         pass
@@ -73,6 +74,8 @@ async def test_a_follower_that_dies_is_restarted_alone_and_the_others_carry_on(
         nonlocal deaths
         if deaths < 2:
             deaths += 1
+            if deaths == 2:
+                died_twice.set()
             raise FollowerError("broken", -1, "upkeep failed")
 
     listener = LogListener(database_url, poll_interval=0.2)
@@ -88,9 +91,12 @@ async def test_a_follower_that_dies_is_restarted_alone_and_the_others_carry_on(
         ((r.name, keep_running(r, halt, restart)) for r in runners), stop=stop, halt=halt))
     try:
         await wait_for_position(pool, "runs")
-        await wait_for_position(pool, "broken")
+        # maintain() runs after a batch or an idle wake-up: the second death may come a
+        # poll later than the catch-up.
+        await asyncio.wait_for(died_twice.wait(), 15)
         await write_runs(store, 2, seed=2)
         await wait_for_position(pool, "runs")
+        await wait_for_position(pool, "broken")  # restarted after both deaths, caught up
         assert deaths == 2 and not supervisor.done()
     finally:
         stop.set()

@@ -37,8 +37,17 @@ class CuttableProxy:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._serve, "127.0.0.1", self.port, reuse_address=True
+            self._accept, "127.0.0.1", self.port, reuse_address=True
         )
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Known from the moment it is accepted: a handler task cancelled before its first
+        # step (the test's loop closing) never runs its clean-up, and its socket would be
+        # found unclosed by a later test.
+        self._writers.add(writer)
+        task = asyncio.create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def cut(self) -> None:
         """Stop listening (new connections are refused) and reset every open connection."""
@@ -77,13 +86,13 @@ class CuttableProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.cut()  # what was accepted meanwhile
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         if self._server is None:  # accepted just before a cut
             writer.transport.abort()
             return
-        self._writers.add(writer)  # a cut while connecting upstream resets it too
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._target)
         except OSError:

@@ -87,8 +87,21 @@ class EgressProxy:
         self._refusals: list[Refusal] = []
 
     async def __aenter__(self) -> EgressProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         return self
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback, so that the connection's task is known from the moment it is
+        # accepted: a task cancelled before its first step never runs its ``finally``, and
+        # its socket would stay open. Closing one that never started closes its socket.
+        task = asyncio.create_task(self._serve(reader, writer), name=f"egress-{self.name}")
+        self._connections.add(task)
+        task.add_done_callback(lambda done: self._ended(done, writer))
+
+    def _ended(self, task: asyncio.Task[None], writer: asyncio.StreamWriter) -> None:
+        self._connections.discard(task)
+        if not writer.transport.is_closing():
+            writer.transport.abort()
 
     async def __aexit__(self, *exc: object) -> None:
         server, self._server = self._server, None
@@ -126,9 +139,6 @@ class EgressProxy:
     # -- one client connection ---------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
         try:
             await self._handle(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
@@ -138,7 +148,6 @@ class EgressProxy:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-            self._connections.discard(task)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(HEAD_SECONDS):
