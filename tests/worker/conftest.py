@@ -18,8 +18,8 @@ from ledger.codec import RecordedEvent
 from ledger.domain import Run
 from ledger.settings import load_settings
 from ledger.store import PgEventStore
-from ledger.streams import QUEUE, WORKER_GROUP, encode_job
-from runledger.testing import wait_until
+from ledger.streams import QUEUE, RELAY_MARKER, WORKER_GROUP, encode_job
+from runledger.testing import log_head, wait_until
 from tests.worker.scripted import ScriptedExecutor, steps
 from worker.service import run_worker
 from worker.settings import WorkerSettings
@@ -87,6 +87,27 @@ async def reached(redis: aioredis.Redis, gate: str, within: float = 15.0) -> Non
 
 async def release(redis: aioredis.Redis, gate: str) -> None:
     await redis.rpush(f"gate:{gate}", 1)
+
+
+async def wait_relayed(pool: asyncpg.Pool, redis: aioredis.Redis, within: float = 20.0) -> None:
+    """Wait until the relay has published the log up to its head now: every run's stream
+    and ``runs:queue`` hold what the log holds. The relay is a follower of its own: a
+    ``runs`` row showing an event says nothing of its stream entry. Its marker advances in
+    the pipeline that adds the entries (its checkpoint is saved only every so often)."""
+    head = await log_head(pool)
+
+    async def published() -> bool:
+        marker = await redis.get(RELAY_MARKER)
+        return marker is not None and int(marker) >= head
+
+    await wait_until(published, within=within, what=f"the relay to publish up to {head}")
+
+
+async def queue_drained(redis: aioredis.Redis) -> bool:
+    """Every job of ``runs:queue`` read by the workers' group and acknowledged."""
+    [group] = [g for g in await redis.xinfo_groups(QUEUE) if g["name"] == WORKER_GROUP]
+    unread = await redis.xrange(QUEUE, f"({group['last-delivered-id']}", "+", count=1)
+    return int(group["pending"]) == 0 and not unread
 
 
 async def pending_entries(redis: aioredis.Redis) -> int:

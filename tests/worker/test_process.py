@@ -22,9 +22,11 @@ from tests.worker.conftest import (
     enqueue,
     event_types,
     pending_entries,
+    queue_drained,
     queue_run,
     reached,
     release,
+    wait_relayed,
     wait_row,
     wait_until,
 )
@@ -117,6 +119,7 @@ async def test_kill_9_mid_run_ends_in_one_timeout_seen_by_the_other_worker(
     types = await event_types(store, run_id)
     assert types == ["queued", "started", "step", "timed-out"]
     assert sum(t in {"completed", "errored", "timed-out", "cancelled"} for t in types) == 1
+    await wait_relayed(pool, redis)  # the row is the runs follower's; the stream the relay's
     entries = await redis.xrange(stream_key(run_id))
     assert [f["type"] for _, f in entries][-1] == "timed-out"
     # The dead worker's job was reclaimed, found running, and acknowledged.
@@ -165,7 +168,9 @@ async def test_a_second_signal_stops_at_once_leaving_the_job_to_others(
     await worker.logged("draining 1 in-flight run")
     # Another signal: the same one again within a second would count as a duplicate.
     worker.proc.send_signal(signal.SIGINT)
-    assert await worker.exit_code(5) == 128 + signal.SIGINT
+    # No clock in the verdict: a drain would wait for the gate, which is never released, so
+    # exiting at all shows the stop was forced; the bound only has to outlast a loaded machine.
+    assert await worker.exit_code(30) == 128 + signal.SIGINT
     assert "Forced stop: 1 run(s) abandoned" in worker.text()
     assert await event_types(store, run_id) == ["queued", "started", "step"]
     [pending] = await redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", 10)
@@ -185,7 +190,10 @@ async def test_two_worker_processes_given_every_job_twice_run_each_once(
     for run_id in runs:
         assert await event_types(store, run_id) == [
             "queued", "started", "step", "step", "completed"]
-    await wait_until(lambda: _is_zero(pending_entries(redis)), what="every job to be acked")
+    # Every run passed on one of its two jobs; the other (the relay's may be published
+    # after the run finished) must still be read and skipped before the workers stop.
+    await wait_relayed(pool, redis)
+    await wait_until(lambda: queue_drained(redis), what="every job read and acked")
     for worker in workers:
         worker.proc.send_signal(signal.SIGINT)
     assert [await w.exit_code(15) for w in workers] == [0, 0]

@@ -23,6 +23,7 @@ from tests.worker.conftest import (
     reached,
     release,
     running_worker,
+    wait_relayed,
     wait_row,
     wait_until,
     worker_settings,
@@ -50,6 +51,7 @@ async def test_a_queued_run_is_executed_projected_and_streamed(
     assert (row["steps_passed"], row["worker"]) == (2, worker.settings.redis_consumer_name)
     assert row["completed_at"] is not None
     assert await event_types(store, run_id) == ["queued", "started", "step", "step", "completed"]
+    await wait_relayed(pool, redis)  # the row is the runs follower's; the stream the relay's
     entries = await redis.xrange(stream_key(run_id))
     assert [fields["type"] for _, fields in entries][-1] == "completed"
     assert await pending_entries(redis) == 0
@@ -111,7 +113,9 @@ async def test_force_stop_abandons_the_run_and_leaves_its_job_pending(
         await reached(redis, gate)
         worker.stop.set()
         worker.force_stop.set()
-        await asyncio.wait_for(worker.task, 5)
+        # A drain would wait for the gate, never released: ending at all shows the stop was
+        # forced; the bound only has to outlast a loaded machine.
+        await asyncio.wait_for(worker.task, 30)
     assert worker.executor.stopped == [(run_id, "interrupted")]
     assert await event_types(store, run_id) == ["queued", "started", "step"]
     assert await pending_entries(redis) == 1  # reclaimed by another worker, later
@@ -158,6 +162,7 @@ async def test_a_run_left_running_by_a_dead_worker_is_timed_out_once(
     assert row["completed_at"] is not None
     types = await event_types(store, run_id)
     assert types == ["queued", "started", "step", "timed-out"]
+    await wait_relayed(pool, redis)  # the row is the runs follower's; the stream the relay's
     entries = await redis.xrange(stream_key(run_id))
     assert [f["type"] for _, f in entries][-1] == "timed-out"
     assert f"Worker lost: ended its run run_id={run_id}" in caplog.text
