@@ -116,6 +116,9 @@ async def test_redis_wipe_republishes_unfinished_runs_and_requeues_queued_ones(
         await wait_until(lambda: redis.exists(stream_key(runs["running"].id)),
                        what="running run re-published")
         await wait_until(lambda: _has_job(redis, runs["queued"].id), what="re-enqueued")
+        # The repair sets the marker last, a round trip after the jobs: once it is back at
+        # the head, the whole repair is done (the assertions below include the marker).
+        await wait_until(lambda: _marker_at_head(redis, store), what="the repair to end")
         assert await redis.xrange(stream_key(runs["running"].id)) == before["running"]
         assert await redis.xrange(stream_key(runs["queued"].id)) == before["queued"]
         assert not await redis.exists(stream_key(runs["passed"].id))

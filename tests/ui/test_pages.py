@@ -170,7 +170,10 @@ async def test_with_api_keys_the_pages_ask_once_and_links_are_signed(
         await expect(page.locator("#status .badge")).to_have_text("passed")
         image = page.locator("#step-0 .shot img")
         await expect(image).to_have_attribute("src", re.compile(r"signature="))
-        assert await image.evaluate("img => img.complete && img.naturalWidth > 0")
+        # Its src set, the image is still loading: wait for the load to end (a failed one
+        # ends too, with no pixels), then check it drew.
+        await expect(image).to_have_js_property("complete", True)
+        assert await image.evaluate("img => img.naturalWidth > 0")
         assert await page.get_by_role("dialog").count() == 0
 
         # The link works without a key, for that run and artifact only, until it expires.

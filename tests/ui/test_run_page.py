@@ -62,11 +62,15 @@ async def test_a_run_is_followed_from_before_it_starts_to_passed(
         # Thumbnails load through signed links; one opens full size.
         first = page.locator("#step-0 .shot img")
         await expect(first).to_have_attribute("src", SIGNED)
-        assert await first.evaluate("img => img.complete && img.naturalWidth > 0")
+        # Its src set, the image is still loading: wait for the load to end (a failed one
+        # ends too, with no pixels), then check it drew.
+        await expect(first).to_have_js_property("complete", True)
+        assert await first.evaluate("img => img.naturalWidth > 0")
         await browsing.shot(page, "run-passed")
         await page.locator("#step-0 .shot").click()
         viewer = page.locator("#viewer-image")
         await expect(viewer).to_be_visible()
+        await expect(viewer).to_have_js_property("complete", True)  # loaded (or failed)
         assert await viewer.evaluate("img => img.naturalWidth > 0")
         await page.keyboard.press("Escape")
         await expect(viewer).to_be_hidden()
