@@ -87,8 +87,13 @@ async def test_metrics(client: httpx.AsyncClient, worker: FakeWorker,
 
     async def projected() -> str | None:
         text = (await client.get("/metrics")).text
-        return text if sample(text, "runledger_runs", status="passed") == 1.0 else None
-    text = await wait_until(projected, what="runs by status")
+        # A follower's lag is reported once it has started (its checkpoint row); the runs
+        # follower having projected says nothing of the other two.
+        started = all(sample(text, "runledger_follower_lag_events", follower=f) is not None
+                      for f in ("runs", "run_steps", "relay"))
+        return text if started and sample(text, "runledger_runs", status="passed") == 1.0 \
+            else None
+    text = await wait_until(projected, what="runs by status, and every follower started")
     assert sample(text, "runledger_runs", status="queued") == 2.0
     assert sample(text, "runledger_runs", status="running") == 0.0
     assert sample(text, "runledger_queue_length") == 3.0

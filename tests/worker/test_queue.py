@@ -68,7 +68,9 @@ async def test_reclaim_takes_idle_jobs_of_a_dead_consumer(redis: aioredis.Redis)
     await dead.ensure_group()
     entry = await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4())})
     [first] = await dead.read(1)
-    assert await live.reclaim(10) == []  # not idle long enough yet
+    # Not idle long enough yet. Asked with a claim idle no pause of a loaded machine reaches:
+    # with live's 0.2 s, a stall between the read and the ask would make the job reclaimable.
+    assert await make_queue(redis, "live", idle=60).reclaim(10) == []
 
     async def reclaimed() -> list[Job]:
         return await live.reclaim(10)
@@ -82,12 +84,15 @@ async def test_reclaim_takes_idle_jobs_of_a_dead_consumer(redis: aioredis.Redis)
 async def test_keep_fresh_prevents_reclaim_without_counting_deliveries(
     redis: aioredis.Redis,
 ) -> None:
-    owner, other = make_queue(redis, "owner"), make_queue(redis, "other")
+    # An idle period long enough that a pause of a loaded machine between a refresh and the
+    # other's reclaim (one round trip apart) does not make the job look abandoned.
+    idle = 0.6
+    owner, other = make_queue(redis, "owner", idle), make_queue(redis, "other", idle)
     await owner.ensure_group()
     await redis.xadd(QUEUE, {"run_id": str(uuid.uuid4())})
     [job] = await owner.read(1)
-    for _ in range(6):  # three idle periods, refreshed every third of one
-        await asyncio.sleep(0.1)  # the owner's refresh cadence, not a wait for a condition
+    for _ in range(9):  # three idle periods, refreshed every third of one
+        await asyncio.sleep(idle / 3)  # the owner's refresh cadence, not a wait for a condition
         await owner.keep_fresh([job.entry_id])
         assert await other.reclaim(10) == []
     [info] = await redis.xpending_range(QUEUE, WORKER_GROUP, "-", "+", 10)
@@ -105,7 +110,9 @@ async def test_held_runs_are_those_whose_entries_are_kept_fresh(
     await redis.xadd(QUEUE, {"run_id": str(abandoned)})
     [job] = await live.read(1)
     await dead.read(1)
-    assert await live.held_runs() == {running, abandoned}  # both just delivered
+    # Both just delivered: held. Asked with an idle no pause of a loaded machine reaches
+    # (with 0.3 s, a stall after the reads would already show the abandoned one stale).
+    assert await make_queue(redis, "live", idle=60).held_runs() == {running, abandoned}
 
     async def only_running_is_held() -> bool:
         await live.keep_fresh([job.entry_id])
