@@ -24,7 +24,7 @@ from ledger.streams import stream_key
 from projections import runs
 from projections.errors import FollowerError
 from projections.follower import Follower, FollowerRunner
-from projections.service import ProjectorSettings, keep_running, run_projector
+from projections.service import ProjectorSettings, build_followers, keep_running, run_projector
 from runledger.testing import wait_for_position, wait_until
 
 from .conftest import append_raw, caught_up, running, write_runs
@@ -32,6 +32,10 @@ from .conftest import append_raw, caught_up, running, write_runs
 pytestmark = pytest.mark.integration
 
 FOLLOWERS = ("runs", "run_steps", "relay")
+#: how many followers a projector process runs (``build_followers`` does no I/O)
+EVERY_FOLLOWER = len(build_followers(load_settings(
+    ProjectorSettings, database_url="postgresql://localhost/x", redis_url="redis://localhost"),
+    None, None))  # type: ignore[arg-type]
 
 
 async def all_caught_up(pool: asyncpg.Pool) -> bool:
@@ -183,14 +187,16 @@ async def test_standby_process_takes_over_after_kill_9(
     pool: asyncpg.Pool, database_url: str, redis_url: str, store: PgEventStore, tmp_path: object
 ) -> None:
     async with projector(database_url, redis_url, tmp_path) as first:
-        await first.wait_for_lines(r"follower \S+: active \(lease acquired", 3)
+        # Every follower's lease, not just the three checked below: one still free would be
+        # taken by the second process, which must stand by for all of them.
+        await first.wait_for_lines(r"follower \S+: active \(lease acquired", EVERY_FOLLOWER)
         async with projector(database_url, redis_url, tmp_path) as second:
             await takeover(first, second, pool, store)
 
 
 async def takeover(first: Projector, second: Projector, pool: asyncpg.Pool,
                    store: PgEventStore) -> None:
-    await second.wait_for_lines(r"follower \S+: standing by", 3)
+    await second.wait_for_lines(r"follower \S+: standing by", EVERY_FOLLOWER)
     await write_runs(store, 3, seed=1)
     await wait_until(lambda: all_caught_up(pool), what="first projects")
     assert not any("active (lease acquired" in line for line in second.lines)
