@@ -18,9 +18,14 @@ import asyncpg
 from ledger.codec import RecordedEvent
 from ledger.domain import TERMINAL_TYPES
 from ledger.store import LogListener, PgEventStore, read_log_entries
+from projections.queries import RunQueries
 
 BATCH = 500
 LIFECYCLE = frozenset({"queued", "started"}) | TERMINAL_TYPES
+#: How far back a feed opened without a position may start (see ``RunFeed.open``): the
+#: runs model lags the log by a moment, not by this; a projector this far behind (or
+#: stopped) leaves the list stale anyway, and the feed then starts at the head.
+CATCH_UP_POSITIONS = 10_000
 
 
 def change(event: RecordedEvent) -> dict[str, Any]:
@@ -38,9 +43,16 @@ class RunFeed:
     listener: LogListener
 
     async def open(self, after: int | None) -> AsyncGenerator[dict[str, Any], None]:
-        """Changes after log position ``after`` (None: from now on), until closed."""
-        position = await self.store.head_id() if after is None else after
+        """Changes after log position ``after``, until closed. Without one, changes the runs
+        list does not show yet, then live: a page opens the feed and then reads ``GET
+        /runs``, which shows the runs model — a run committed before the feed opened but
+        projected after the list was read would otherwise be in neither."""
+        position = await self._listed() if after is None else after
         return self._follow(position)
+
+    async def _listed(self) -> int:
+        listed = await RunQueries(self.pool).listed_position()
+        return max(listed, await self.store.head_id() - CATCH_UP_POSITIONS)
 
     async def _follow(self, position: int) -> AsyncGenerator[dict[str, Any], None]:
         while True:

@@ -95,6 +95,11 @@ class RunQueries:
         rows = rows[:limit]
         return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
 
+    async def listed_position(self) -> int:
+        """The log position up to which ``list_runs`` shows the runs (0 before any)."""
+        with translated():
+            return int(await self._pool.fetchval(Q["listed_position"]))
+
     async def run_steps(self, run_id: UUID) -> list[dict[str, Any]]:
         """The run's ``run_steps`` rows in step order (empty for an unknown run)."""
         with translated():

@@ -62,3 +62,8 @@ LIMIT $2;
 
 -- name: count_by_status
 SELECT status, count(*) AS runs FROM runs GROUP BY status;
+
+-- name: listed_position
+-- How far the runs model has applied the log (its follower's checkpoint): a run whose
+-- events are all at or before it is listed as they left it.
+SELECT coalesce((SELECT position FROM follower_checkpoints WHERE name = 'runs'), 0);

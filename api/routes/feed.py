@@ -30,7 +30,9 @@ async def runs_feed(
 ) -> EventSourceResponse:
     """Runs queued, started or ended, live, as `{position, run_id, type, version,
     timestamp}`; `id` is the log position (resume with `Last-Event-ID` or `after`).
-    Without either it starts now. Read `GET /runs/{run_id}` for the run's new row."""
+    Without either it starts where `GET /runs` is: what the list cannot show yet comes
+    first (runs committed but not yet in the runs model), then what happens from now on.
+    Read `GET /runs/{run_id}` for the run's new row."""
     position = after
     if last_event_id is not None and last_event_id.strip().isdigit():
         position = min(int(last_event_id.strip()), MAX_POSITION)
