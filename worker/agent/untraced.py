@@ -3,8 +3,8 @@
 With ``TRACES`` on, Playwright records every call into the trace and captures a DOM
 snapshot before and after each evaluation: resolving a step makes several such calls (the
 probes of the candidates, "did it open a tab?", "does the page show a secret?"), and their
-snapshots cost more than the probes themselves (about 13 ms each on the benchmark's page,
-against 2 ms untraced). They are the executor's reading of the page, not what the test
+snapshots cost more than the probes themselves (15–20 ms a call on the benchmark's page,
+against 2–5 ms untraced). They are the executor's reading of the page, not what the test
 did: the trace keeps the steps' actions, checks and screenshots, and drops these — a
 shorter trace to read, and a run that keeps pace with a plain Playwright script.
 
