@@ -52,7 +52,8 @@ class RunFeed:
 
     async def _listed(self) -> int:
         listed = await RunQueries(self.pool).listed_position()
-        return max(listed, await self.store.head_id() - CATCH_UP_POSITIONS)
+        head = await self.store.head_id()
+        return listed if head - listed <= CATCH_UP_POSITIONS else head
 
     async def _follow(self, position: int) -> AsyncGenerator[dict[str, Any], None]:
         while True:

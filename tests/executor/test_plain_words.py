@@ -15,6 +15,7 @@ import pytest
 
 from ledger.artifacts import FileArtifactStore
 from worker.agent import AgentExecutor
+from worker.errors import ExecutorError
 
 from .conftest import RecordingSink, make_job
 
@@ -239,6 +240,41 @@ async def test_new_tabs_and_popups_are_followed_and_left(site: str, make_executo
     steps = [{"action": "switch_tab", "instruction": "Switch to the 'Billing' tab"}]
     outcome, sink = await run(make_executor, f"{site}/todo.html", steps)
     assert outcome.status == "failed" and sink.by_index(0).details["error_kind"] == "not_found"
+
+
+async def test_a_step_that_never_acted_does_not_pass_when_its_page_closes(
+    site: str, make_executor: MakeExecutor
+) -> None:
+    # The wallet popup closes itself on a timer while the next step looks for a button it
+    # never had: the step did nothing, so it must not pass as if its gesture had closed
+    # the page (only a closed-page error out of the gesture itself means that).
+    steps = [
+        {"action": "click", "instruction": "Click 'Pay with the wallet'"},
+        {"action": "click", "instruction": "Click 'Confirm payment'"},
+    ]
+    try:
+        outcome, _ = await run(make_executor, f"{site}/closing-opener.html", steps,
+                               not_found_seconds=2.0)
+    except ExecutorError:
+        return  # the page went away under the search: a failure, not a pass
+    assert (outcome.status, outcome.error_step) == ("failed", 1), outcome
+
+
+async def test_a_kit_checkbox_is_ticked_through_its_label_wherever_it_is(
+    site: str, make_executor: MakeExecutor
+) -> None:
+    # The real inputs sit under drawn boxes that take the clicks: one half below the fold,
+    # one far down a page that scrolls smoothly. Both are found covered and ticked through
+    # their labels.
+    steps = [
+        {"action": "check", "instruction": "Tick 'Weekly digest'"},
+        {"action": "check", "instruction": "Tick 'Subscribe to news'"},
+        {"action": "verify", "instruction": "'Weekly digest' is checked"},
+        {"action": "verify", "instruction": "'Subscribe to news' is checked"},
+    ]
+    outcome, _ = await run(make_executor, f"{site}/styled-checkbox.html", steps,
+                              step_timeout_seconds=5.0)
+    assert outcome.status == "passed", (outcome.error_step, outcome.error)
 
 
 @pytest.mark.parametrize(("page", "instruction"), [

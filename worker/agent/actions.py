@@ -82,6 +82,9 @@ class StepContext:
     #: what the session does to a value before the browser gets it (reveals secrets, masks
     #: passwords: ``worker.agent.secrets``); unset, the value as written
     prepare: Callable[[Resolution | None, str], Awaitable[str]] | None = None
+    #: the gesture during which the page or browser went away ("Target … closed"), if any:
+    #: the session tells a page its own gesture closed from a browser that died
+    closed_during: str | None = None
 
     async def typed(self, element: Resolution | None, value: str) -> str:
         """``value`` as the browser is to get it, for ``element`` (None: a URL)."""
@@ -116,13 +119,17 @@ class StepContext:
             self.details.update(resolution.details())
         return resolution
 
-    async def act(self, what: str, action: Callable[[], Awaitable[Any]]) -> Any:
-        """Run Playwright's action, timing it and explaining its failure."""
+    async def act(self, what: str, action: Callable[[], Awaitable[Any]], *,
+                  gesture: bool = True) -> Any:
+        """Run Playwright's action, timing it and explaining its failure. ``gesture``:
+        something done to the page (not a navigation), which may make the page close."""
         began = time.perf_counter()
         try:
             return await action()
         except PlaywrightError as exc:
             if _browser_gone(exc):
+                if gesture:
+                    self.closed_during = what
                 raise
             if "intercepts pointer events" in str(exc):
                 raise Blocked(f"{what} failed: {explain(exc)}") from exc
@@ -274,12 +281,14 @@ async def _check(ctx: StepContext) -> Resolution:
 
 _LABEL_OF = "xpath=ancestor::label[1]"
 _COVERED_JS = """el => {
-  let r = el.getBoundingClientRect();
-  if (r.bottom < 0 || r.right < 0 || r.top > innerHeight || r.left > innerWidth) {
-    el.scrollIntoView({block: 'center', inline: 'center'});
-    r = el.getBoundingClientRect();
+  const centre = (r) => [r.x + r.width / 2, r.y + r.height / 2];
+  let [x, y] = centre(el.getBoundingClientRect());
+  if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) {
+    // 'instant': a page's smooth scrolling would move it only after this reads the point
+    el.scrollIntoView({block: 'center', inline: 'center', behavior: 'instant'});
+    [x, y] = centre(el.getBoundingClientRect());
   }
-  const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+  const hit = document.elementFromPoint(x, y);
   if (!hit || hit === el || el.contains(hit)) return false;
   const labels = el.labels ? [...el.labels] : [];
   return labels.some(l => l.closest('label') === l && l.contains(el) && l.getClientRects().length);
@@ -289,7 +298,7 @@ _COVERED_JS = """el => {
 async def _covered_by_its_label(locator: Locator) -> bool:
     """Whether the control's centre is covered (a styled checkbox drawn over it) while a
     visible label wraps it. One round trip: the script scrolls the control into view itself
-    when it is outside the viewport (``elementFromPoint`` sees only the viewport)."""
+    when its centre is outside the viewport (``elementFromPoint`` sees only the viewport)."""
     try:
         return bool(await untraced(lambda: locator.evaluate(_COVERED_JS, timeout=2000)))
     except PlaywrightError:
@@ -388,13 +397,15 @@ async def _switch_tab(ctx: StepContext) -> None:
 
 
 async def _reload(ctx: StepContext) -> None:
-    await ctx.act("reload", lambda: ctx.page.reload(timeout=ctx.remaining_ms, wait_until="load"))
+    await ctx.act("reload", lambda: ctx.page.reload(timeout=ctx.remaining_ms, wait_until="load"),
+                  gesture=False)
 
 
 async def goto(ctx: StepContext, url: str) -> None:
     response = await ctx.act(
         f"navigate to {url}",
         lambda: ctx.page.goto(url, timeout=ctx.remaining_ms, wait_until="load"),
+        gesture=False,
     )
     if response is not None and response.status >= 400:
         raise ActionFailed(f"navigate to {url} returned HTTP {response.status}")

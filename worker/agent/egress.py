@@ -94,6 +94,9 @@ class EgressProxy:
         # A plain callback, so that the connection's task is known from the moment it is
         # accepted: a task cancelled before its first step never runs its ``finally``, and
         # its socket would stay open. Closing one that never started closes its socket.
+        if self._server is None:  # accepted while closing: nobody would await its task
+            writer.transport.abort()
+            return
         task = asyncio.create_task(self._serve(reader, writer), name=f"egress-{self.name}")
         self._connections.add(task)
         task.add_done_callback(lambda done: self._ended(done, writer))
@@ -102,6 +105,8 @@ class EgressProxy:
         self._connections.discard(task)
         if not writer.transport.is_closing():
             writer.transport.abort()
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("egress %s: a connection failed", self.name, exc_info=task.exception())
 
     async def __aexit__(self, *exc: object) -> None:
         server, self._server = self._server, None

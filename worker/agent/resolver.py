@@ -177,7 +177,8 @@ class Resolver:
         if not phrase:
             return error
         try:
-            rows = await named_elements(self._page)
+            # Traced: the trace then holds a snapshot of the page the step failed on.
+            rows = await traced(lambda: named_elements(self._page))
         except PlaywrightError:
             return error  # the page went away meanwhile: the finding stands without hints
         nearest = await asyncio.to_thread(closest_rows, phrase, rows, CLOSEST,
@@ -420,7 +421,8 @@ def _worth_asking(attempt: _Attempt) -> bool:
 
 def _is_selector_error(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "selector" in text and ("parse" in text or "unexpected" in text or "valid" in text)
+    return "selector" in text and any(
+        word in text for word in ("parse", "parsing", "unexpected", "valid", "unknown engine"))
 
 
 def _what(source: str) -> str:

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 #: actions after which a new tab or popup may open (the next step then acts on it)
 OPENERS = {"click", "double_click", "press", "check", "select"}
 #: actions whose gesture may make its own page close (``window.close()`` in a handler)
-CLOSERS = OPENERS | {"right_click", "uncheck", "fill", "drag"}
+CLOSERS = OPENERS | {"right_click", "uncheck", "drag"}
 CLOSE_WAIT_SECONDS = 1.0
 TAB_WAIT_SECONDS = 5.0
 NO_TARGET = {"navigate", "assert_url", "screenshot", "wait_for", "go_back", "reload",
@@ -353,16 +353,22 @@ class RunSession:
         task.result()
 
     async def _closed_by_step(self, ctx: StepContext) -> bool:
-        """Whether the step's page closed while the browser lives on: the page is closed
-        (its close event may trail the failed call a moment) and the browser still answers
-        (a killed browser closes its pages too, and its disconnect may trail as well)."""
-        if ctx.intent.action not in CLOSERS:
+        """Whether the step's own gesture closed its page while the browser lives on: the
+        closed-page error came out of the gesture (not out of finding the element, nor out
+        of loading the page), the page is closed (its close event may trail the failed call
+        a moment) and the browser still answers (a killed browser closes its pages too, and
+        its disconnect may trail as well)."""
+        if ctx.intent.action not in CLOSERS or ctx.closed_during is None:
             return False
+
+        async def closed_and_answering() -> None:
+            if not ctx.page.is_closed():
+                await ctx.page.wait_for_event("close")
+            await self.context.cookies()  # (untraced: a trace would record the cookies)
+
         try:
             async with asyncio.timeout(CLOSE_WAIT_SECONDS):
-                if not ctx.page.is_closed():
-                    await ctx.page.wait_for_event("close")
-                await self.context.cookies()
+                await untraced(closed_and_answering)
         except (PlaywrightError, TimeoutError):
             return False
         return ctx.page.is_closed() and not self._gone()
@@ -412,6 +418,8 @@ class RunSession:
 
     async def _screenshots(self, ctx: StepContext, *, failed: bool) -> list[dict[str, Any]]:
         refs: list[dict[str, Any]] = []
+        if ctx.page.is_closed():
+            return refs  # a page its step closed has nothing left to show
         if self._secrets.active and await self._shows_secret(ctx.page):
             ctx.screenshot = None
             ctx.details["screenshot"] = "withheld: the page shows a secret or masked value"
@@ -420,8 +428,8 @@ class RunSession:
             refs.append(await self._store(ctx.screenshot, "screenshot", "image/png"))
         wanted = self.config.screenshots == "all" or (
             self.config.screenshots == "failures" and failed)
-        if not wanted or self._gone() or ctx.screenshot is not None or ctx.page.is_closed():
-            return refs  # (a page its step closed has nothing left to show)
+        if not wanted or self._gone() or ctx.screenshot is not None:
+            return refs
         began = time.perf_counter()
         try:
             shot = await self._capture(ctx.page)

@@ -3,8 +3,8 @@
 With ``TRACES`` on, Playwright records every call into the trace and captures a DOM
 snapshot before and after each evaluation: resolving a step makes several such calls (the
 probes of the candidates, "did it open a tab?", "does the page show a secret?"), and their
-snapshots cost more than the probes themselves (15–20 ms a call on the benchmark's page,
-against 2–5 ms untraced). They are the executor's reading of the page, not what the test
+snapshots cost more than the probes themselves (15 to 20 ms a call on the benchmark's page,
+against 2 to 5 ms untraced). They are the executor's reading of the page, not what the test
 did: the trace keeps the steps' actions, checks and screenshots, and drops these — a
 shorter trace to read, and a run that keeps pace with a plain Playwright script.
 
@@ -40,15 +40,17 @@ def _zone(internal: bool) -> Any:
         return None
     try:
         current = _current_zone()
-        if not internal:
-            return current.without("apiZone")
-        api_zone = _ApiZone(api_name="runledger", frames=[], title=None, internal=True)
-        if getattr(api_zone, "internal", None) is not True:
-            return None
-        return current.with_("apiZone", api_zone)
+        if internal:
+            api_zone = _ApiZone(api_name="runledger", frames=[], title=None, internal=True)
+            if getattr(api_zone, "internal", None) is not True:
+                return None
+            zone = current.with_("apiZone", api_zone)
+        else:
+            zone = current.without("apiZone")
     except (AttributeError, TypeError) as exc:  # pragma: no cover - a changed private API
         log.debug("untraced calls unavailable: %s", exc)
         return None
+    return zone if callable(getattr(zone, "run_async", None)) else None
 
 
 async def untraced(work: Callable[[], Awaitable[T]]) -> T:

@@ -93,8 +93,11 @@ document.getElementById("filters").addEventListener("submit", (event) => {
 document.getElementById("more").addEventListener("click", () => loadPage(cursor).catch(showError));
 
 const connection = document.getElementById("connection");
-// The feed opens first: a run queued while the first page loads is not missed (showing it
-// twice is impossible, rows are keyed by id).
+// The feed opens first, and the list is read once it is live: the feed starts where the list
+// is (what the runs model has not shown yet comes through it), so no run falls between the
+// two (showing one twice is impossible, rows are keyed by id).
+let feedOpened;
+const opened = new Promise((resolve) => { feedOpened = resolve; });
 follow("/runs/feed", {
   onMessage(message) {
     refresh(message.data.run_id).catch(showError);
@@ -102,7 +105,8 @@ follow("/runs/feed", {
   onState(state, error) {
     connection.textContent = { live: "live", reconnecting: "reconnecting…" }[state] ?? "";
     connection.dataset.state = state;
+    if (state !== "ended") feedOpened(); // live; or not now: the list without it
     if (state === "failed") showError(error);
   },
 });
-loadTests().then(() => loadPage(null)).catch(showError);
+loadTests().then(() => opened).then(() => loadPage(null)).catch(showError);
